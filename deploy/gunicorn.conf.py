@@ -1,0 +1,87 @@
+"""gunicorn settings for RentPe: gevent workers serving pages and long-lived SSE streams.
+
+    gunicorn -c deploy/gunicorn.conf.py app:app
+
+Bind address and worker count come from the environment (`GUNICORN_BIND`, `WEB_CONCURRENCY`);
+everything else is fixed here because it follows from how the `/events` stream works (see the
+design notes, "The stream, concretely"). Command-line flags override these values.
+
+This file must not import the application: gevent patches the standard library when each worker
+starts, and anything imported here (in the master, before the fork) would hold unpatched sockets.
+"""
+import os
+import resource
+
+# Where to listen. Behind nginx this is a local address; nginx speaks HTTP/2 to browsers, which
+# lifts the six-connections-per-origin limit that streams would otherwise exhaust.
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+
+# One worker per core: a gevent worker serves thousands of idle streams from one process, so more
+# processes only help with CPU (template rendering), not with concurrency.
+workers = int(os.environ.get("WEB_CONCURRENCY") or os.cpu_count() or 1)
+
+# Cooperative greenlets: an open stream costs a greenlet and a socket, not a thread.
+worker_class = "gevent"
+
+# The size of each worker's greenlet pool. Every open SSE stream holds one slot for its whole life
+# (a tab open all day holds it all day), so the default of 1000 would cap a worker at 1000 open
+# tabs; past the cap new connections wait in the accept queue, and that includes page loads and
+# form POSTs, not just streams. Capacity is workers x worker_connections; each slot is a file
+# descriptor, hence the file limit raised in `on_starting` below.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "5000"))
+
+# For gevent workers this is a liveness check, not a request deadline: the worker pings the master
+# every second from a greenlet, so streams can stay open for minutes. A worker is killed (with every
+# stream on it) only if its event loop is blocked this long by CPU work or unpatched C code.
+timeout = 30
+
+# On shutdown or restart, gunicorn waits this long for open requests. Streams never end on their
+# own, so every deploy would wait the full value: keep it short (5-10 s). Nothing is lost when a
+# stream is cut: the browser reconnects with Last-Event-ID and the server replays from SQL.
+graceful_timeout = 8
+
+# Seconds an idle keep-alive connection stays open between requests. Long enough for a page's
+# follow-up requests (CSS, JS, the stream) and for nginx's upstream keep-alive to reuse it; short
+# enough not to pin pool slots on idle sockets. It does not limit a stream, which is one response.
+keepalive = 5
+
+# Never preload: gevent's worker patches the standard library (sockets, threads, ssl) when the
+# worker starts, after the fork. An app imported in the master would create its connection pools
+# and Redis clients with unpatched sockets, and each one would block the whole worker.
+preload_app = False
+
+# Restarts from max_requests wait for open streams like any shutdown (graceful_timeout); streams
+# end on their own after a few minutes anyway, so workers are not recycled by request count.
+max_requests = 0
+
+# No control socket: its default path is one per user account ($XDG_RUNTIME_DIR or ~/.gunicorn),
+# so a second instance on the host (a blue/green deploy, a test server) would take it over. The
+# process is managed with signals (TERM to stop, HUP to reload) by the process manager instead.
+control_socket_disable = True
+
+# Error and access logs go to stderr, where the process manager (systemd, docker) collects them.
+accesslog = "-"
+errorlog = "-"
+
+
+def on_starting(server):
+    """Raise the open-file limit in the master, so every worker inherits it: each stream is a socket."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = server.cfg.worker_connections + 256  # plus database, Redis and log descriptors
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+def post_fork(server, worker):
+    """Make psycopg2 cooperative in each worker, before the app opens any connection.
+
+    psycopg2 is C code: without a wait callback a query blocks the worker's event loop, and every
+    stream and request on that worker waits for it. psycogreen's callback yields to gevent instead.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgresql", "postgres://")):
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()

@@ -1,0 +1,145 @@
+"""How chat's durable events look in a user's stream, and the hooks `realtime` calls back.
+
+Each renderer receives one `StreamEvent` of one user and returns that user's HTML for it, built
+from the current state (so a replayed event shows what is true now). Fragments carry stable ids
+and swap by upsert/replace, so applying one twice changes nothing.
+
+A new message is sent as two frames: first the inbox rows (whose preview repeats the text), with
+no id; then the frame with the event's id holding the message itself, the badge and the receipt.
+So the frame that carries the id carries the body text exactly once, and the client's cursor only
+moves past an event after both frames arrived.
+"""
+from flask import render_template
+
+from .. import realtime
+from ..accounts.models import User
+from ..extensions import db
+from . import queries
+from .hiding import HIDDEN
+from .models import DIRECT, Conversation
+from .services import MESSAGE, READ, RECEIPT
+
+
+def _conversation_for(event):
+    conversation = db.session.get(Conversation, event.data.get("conversation_id"))
+    if conversation is None or conversation.participant(event.user_id) is None:
+        return None  # gone, or no longer theirs: send nothing about it
+    return conversation
+
+
+def render_message_event(event):
+    conversation = _conversation_for(event)
+    if conversation is None:
+        return None
+    message = queries.message_in(conversation.id, event.data["message_id"])
+    if message is None:
+        return None
+    viewer_id = event.user_id
+    return [
+        render_inbox_rows(conversation, viewer_id, last_message=message),
+        render_template(
+            "chat/events/message.html", conversation=conversation, message=message, viewer_id=viewer_id,
+            receipt=queries.receipt_for(conversation, viewer_id), unread=queries.total_unread(viewer_id),
+        ),
+    ]
+
+
+def render_read_event(event):
+    conversation = _conversation_for(event)
+    if conversation is None:
+        return None
+    viewer_id = event.user_id
+    if event.data.get("reader_id") == viewer_id:
+        # My own cursor moved (in another tab): my inbox row and badge change.
+        return render_inbox_rows(conversation, viewer_id) + render_template(
+            "chat/_unread_badge.html", unread=queries.total_unread(viewer_id), oob=True)
+    return render_receipt(conversation, viewer_id)
+
+
+def render_receipt_event(event):
+    conversation = _conversation_for(event)
+    return render_receipt(conversation, event.user_id) if conversation is not None else None
+
+
+def render_receipt(conversation, viewer_id):
+    return render_template("chat/_receipt.html", conversation=conversation,
+                           receipt=queries.receipt_for(conversation, viewer_id), oob=True)
+
+
+def render_inbox_rows(conversation, viewer_id, last_message=None):
+    row = queries.inbox_row_for(conversation, viewer_id, last_message=last_message)
+    return render_template("chat/events/inbox_row.html", row=row) if row else ""
+
+
+def render_hidden_event(event):
+    """A message was hidden (hiding.py): every open copy of it becomes the notice."""
+    conversation = _conversation_for(event)
+    message = queries.message_in(conversation.id, event.data["message_id"]) if conversation is not None else None
+    if message is None:
+        return None
+    return [render_inbox_rows(conversation, event.user_id),
+            render_template("chat/_message.html", conversation=conversation, message=message,
+                            viewer_id=event.user_id, oob=True)]
+
+
+def render_badge_snapshot(user_id):
+    return render_template("chat/_unread_badge.html", unread=queries.total_unread(user_id), oob=True)
+
+
+def render_typing(conversation, user):
+    if conversation.is_board:
+        from .boards.events import render_typing as render_board_typing
+
+        return render_board_typing(conversation, user)
+    return render_template("chat/_typing.html", conversation=conversation, typist=user, oob=True)
+
+
+def on_messages_delivered(user_id, events):
+    """Messages reached one of `user_id`'s streams: move their delivery cursors (receipts)."""
+    from .services import mark_delivered
+
+    up_to = {}
+    for event in events:
+        if event.data.get("sender_id") == user_id:
+            continue  # my own message reaching my other tabs: nothing to mark, no queries
+        conversation_id, message_id = event.data.get("conversation_id"), event.data.get("message_id")
+        if conversation_id and message_id:
+            up_to[conversation_id] = max(up_to.get(conversation_id, 0), message_id)
+    if not up_to:
+        return
+    # Only messages from others count; my own messages are not "delivered" to me.
+    from sqlalchemy import func, select
+
+    from .models import Message
+
+    # Boards show who has *seen* the last message, not who received it: no delivery receipts there
+    # (they would cost an event per member for every member a message reaches).
+    rows = db.session.execute(
+        select(Message.conversation_id, func.max(Message.id))
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.conversation_id.in_(up_to), Message.sender_id != user_id, Conversation.kind == DIRECT)
+        .group_by(Message.conversation_id)
+    ).all()
+    mark_delivered(user_id, {cid: min(mid, up_to[cid]) for cid, mid in rows if mid})
+
+
+def on_presence_changed(user_id, online):
+    """Tell the people `user_id` talks with that they came online or left."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        return
+    counterparts = sorted({uid for uid, _ in queries.counterpart_conversations(user_id)})
+    if counterparts:
+        html = render_template("chat/_presence.html", person=user, online=online,
+                               last_seen=None if online else realtime.presence.last_seen(user_id), oob=True)
+        realtime.ephemeral(counterparts, html)
+
+
+def init_app(app):
+    realtime.register_renderer(MESSAGE, render_message_event)
+    realtime.register_renderer(READ, render_read_event)
+    realtime.register_renderer(RECEIPT, render_receipt_event)
+    realtime.register_renderer(HIDDEN, render_hidden_event)
+    realtime.register_snapshot(render_badge_snapshot)
+    realtime.register_delivery_hook(MESSAGE, on_messages_delivered)
+    realtime.register_presence_hook(on_presence_changed)

@@ -1,0 +1,117 @@
+"""Conversations, their participants (with read and delivery cursors) and messages.
+
+A conversation is private (`direct`: one buyer, one seller) or an event board (`group`: a title,
+an event date and city, an owner, members, and a closed state). Both share every row type and the
+same delivery path. A board member who leaves or is removed keeps their `Participant` row with
+`left_at` set; `Conversation.participants` holds current members only, so every check and fan-out
+that reads it (the guard, sends, renderers, receipts) ignores former members.
+"""
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..accounts.models import User
+from ..extensions import db
+from ..listings.models import Listing
+from ..models_base import utcnow
+
+DIRECT, GROUP = "direct", "group"
+# Roles: a direct conversation has a buyer and a seller; a board has one owner, and members who
+# are sellers (invited from the owner's conversations or saved listings) or co-organisers.
+BUYER, SELLER = "buyer", "seller"
+OWNER, ORGANISER = "owner", "organiser"
+# Why a board member's `left_at` is set.
+LEFT, REMOVED = "left", "removed"
+
+
+class Conversation(db.Model):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        # One private conversation per (buyer, seller) pair: two first messages racing each other
+        # both land in the same conversation (INSERT … ON CONFLICT DO NOTHING, then read).
+        UniqueConstraint("buyer_id", "seller_id", name="uq_conversations_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(10), default=DIRECT)
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    seller_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_message_id: Mapped[int | None]
+    message_count: Mapped[int] = mapped_column(default=0)
+    # Event boards only.
+    title: Mapped[str | None] = mapped_column(String(80))
+    event_date: Mapped[date | None]
+    city: Mapped[str | None] = mapped_column(String(60))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    closed_at: Mapped[datetime | None]
+
+    # Current participants only (see the module docstring); former board members are never in it.
+    participants: Mapped[list["Participant"]] = relationship(
+        primaryjoin="and_(Conversation.id == Participant.conversation_id, Participant.left_at.is_(None))",
+        order_by="Participant.joined_at, Participant.user_id", viewonly=True, lazy="selectin",
+    )
+
+    @property
+    def is_board(self):
+        return self.kind == GROUP
+
+    def participant(self, user_id):
+        return next((p for p in self.participants if p.user_id == user_id), None)
+
+    def others(self, user_id):
+        return [p for p in self.participants if p.user_id != user_id]
+
+
+class Participant(db.Model):
+    __tablename__ = "participants"
+    __table_args__ = (Index("ix_participants_user_activity", "user_id", "conversation_id"),)
+
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(10))
+    # Cursors are message ids: message ids grow in commit order within a conversation because a
+    # send locks the conversation row first (see services.send_message).
+    last_read_message_id: Mapped[int] = mapped_column(default=0)
+    last_read_at: Mapped[datetime | None]
+    delivered_message_id: Mapped[int] = mapped_column(default=0)
+    delivered_at: Mapped[datetime | None]
+    unread_count: Mapped[int] = mapped_column(default=0)
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Board members only: when and why they stopped being a member (None while they are one).
+    left_at: Mapped[datetime | None]
+    left_reason: Mapped[str | None] = mapped_column(String(10))
+
+    conversation: Mapped[Conversation] = relationship()
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Message(db.Model):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The composer's client key makes a retried or double-clicked send store one message.
+        UniqueConstraint("conversation_id", "sender_id", "client_key", name="uq_messages_client_key"),
+        Index("ix_messages_conversation_id", "conversation_id", "id"),
+        Index("ix_messages_listing", "listing_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    sender_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    body: Mapped[str] = mapped_column(Text)
+    client_key: Mapped[str] = mapped_column(String(64))
+    # The listing this message asks about (a card is shown with it).
+    listing_id: Mapped[int | None] = mapped_column(ForeignKey("listings.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Taken out of view by a board owner or a moderator (see hiding.py): the body is kept for the
+    # record, every participant sees a notice instead.
+    hidden_at: Mapped[datetime | None]
+    hidden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    hidden_reason: Mapped[str | None] = mapped_column(String(20))
+
+    sender: Mapped[User] = relationship(lazy="joined", foreign_keys=[sender_id])
+    listing: Mapped[Listing | None] = relationship()

@@ -1,0 +1,179 @@
+"""Reads for chat pages and fragments, and the one guard for conversations."""
+from dataclasses import dataclass
+
+from flask import abort
+from flask_login import current_user
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import joinedload, selectinload
+
+from ..extensions import db
+from ..listings.models import Listing
+from .models import DIRECT, GROUP, SELLER, Conversation, Message, Participant
+
+PAGE_SIZE = 30
+INBOX_LIMIT = 100
+
+
+def get_conversation_for_participant(conversation_id, user=None):
+    """The conversation if `user` (default: the logged-in user) takes part in it, else 404.
+
+    The single guard for a conversation: the page, history paging, every POST and the stream's
+    renderers all go through it. Strangers get 404, not 403, so ids reveal nothing.
+    """
+    user = user or current_user
+    if not user.is_authenticated:
+        abort(401)
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or conversation.participant(user.id) is None:
+        abort(404)
+    return conversation
+
+
+@dataclass
+class InboxRow:
+    conversation: Conversation
+    me: Participant
+    counterpart: object  # User
+    last_message: Message | None
+    listing: Listing | None
+
+    @property
+    def activity_key(self):
+        """Sort key for live re-ordering (numeric string, larger = more recent)."""
+        return f"{self.conversation.last_message_id or 0}"
+
+
+def inbox_rows(user_id, seller_only=False, listing_id=None, limit=INBOX_LIMIT, conversation_ids=None):
+    query = (
+        select(Participant)
+        .join(Conversation, Conversation.id == Participant.conversation_id)
+        # Boards are listed from the start (a member was added); private ones from the first message.
+        .where(Participant.user_id == user_id, Participant.left_at.is_(None),
+               or_(Conversation.message_count > 0, Conversation.kind == GROUP))
+        .options(joinedload(Participant.conversation).selectinload(Conversation.participants))
+        .order_by(Conversation.last_message_id.desc().nulls_last(), Conversation.id.desc())
+        .limit(limit)
+    )
+    if seller_only:
+        query = query.where(Participant.role == SELLER)
+    if listing_id is not None:
+        query = query.where(exists().where(Message.conversation_id == Conversation.id, Message.listing_id == listing_id))
+    if conversation_ids is not None:
+        query = query.where(Participant.conversation_id.in_(conversation_ids))
+    participants = db.session.scalars(query).unique().all()
+    last_ids = [p.conversation.last_message_id for p in participants if p.conversation.last_message_id]
+    messages = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(last_ids)))} if last_ids else {}
+    listings = _latest_listing_by_conversation([p.conversation_id for p in participants])
+    rows = []
+    for p in participants:
+        others = p.conversation.others(user_id)
+        rows.append(InboxRow(p.conversation, p, others[0].user if others else None,
+                             messages.get(p.conversation.last_message_id), listings.get(p.conversation_id)))
+    return rows
+
+
+def inbox_row(user_id, conversation_id):
+    rows = inbox_rows(user_id, conversation_ids=[conversation_id], limit=1)
+    return rows[0] if rows else None
+
+
+def inbox_row_for(conversation, user_id, last_message=None):
+    """`inbox_row` for a conversation already loaded with its participants (a stream renderer
+    has it): the same row from one query instead of four, which matters because every message
+    renders it once per recipient. `last_message` saves a lookup when it is the newest one."""
+    me = conversation.participant(user_id)
+    if me is None or not conversation.message_count:
+        return None
+    if last_message is None or last_message.id != conversation.last_message_id:
+        last_message = db.session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
+    others = conversation.others(user_id)
+    listing = _latest_listing_by_conversation([conversation.id]).get(conversation.id)
+    return InboxRow(conversation, me, others[0].user if others else None, last_message, listing)
+
+
+def _latest_listing_by_conversation(conversation_ids):
+    """The listing each conversation most recently asked about (for the inbox thumbnail)."""
+    if not conversation_ids:
+        return {}
+    latest = (
+        select(Message.conversation_id, func.max(Message.id).label("mid"))
+        .where(Message.conversation_id.in_(conversation_ids), Message.listing_id.is_not(None))
+        .group_by(Message.conversation_id)
+        .subquery()
+    )
+    pairs = db.session.execute(
+        select(Message.conversation_id, Listing)
+        .join(latest, latest.c.mid == Message.id)
+        .join(Listing, Listing.id == Message.listing_id)
+        .options(selectinload(Listing.photos))
+    ).all()
+    return {cid: listing for cid, listing in pairs}
+
+
+def total_unread(user_id):
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Participant.unread_count), 0)).where(Participant.user_id == user_id)
+    )
+
+
+def history(conversation_id, before=None, limit=PAGE_SIZE):
+    """Up to `limit` messages before message id `before` (newest page when None), oldest first,
+    and whether older ones exist."""
+    query = (
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .options(joinedload(Message.listing).selectinload(Listing.photos))
+        .order_by(Message.id.desc())
+        .limit(limit + 1)
+    )
+    if before is not None:
+        query = query.where(Message.id < before)
+    newest_first = db.session.scalars(query).unique().all()
+    return list(reversed(newest_first[:limit])), len(newest_first) > limit
+
+
+def message_in(conversation_id, message_id):
+    return db.session.scalars(
+        select(Message).where(Message.id == message_id, Message.conversation_id == conversation_id)
+        .options(joinedload(Message.listing).selectinload(Listing.photos))
+    ).unique().first()
+
+
+@dataclass
+class Receipt:
+    """What the viewer sees under their last message: sent → delivered → seen."""
+
+    message_id: int | None
+    status: str | None  # "sent" | "delivered" | "seen" | None (no message of mine)
+    at: object = None
+
+
+def receipt_for(conversation, viewer_id):
+    if conversation.kind == GROUP:
+        from .boards.queries import seen_by
+
+        return seen_by(conversation)
+    my_last = db.session.scalar(
+        select(func.max(Message.id)).where(Message.conversation_id == conversation.id, Message.sender_id == viewer_id)
+    )
+    if not my_last:
+        return Receipt(None, None)
+    others = conversation.others(viewer_id)
+    if others and all(p.last_read_message_id >= my_last for p in others):
+        return Receipt(my_last, "seen", max(p.last_read_at for p in others if p.last_read_at))
+    if others and all(p.delivered_message_id >= my_last for p in others):
+        return Receipt(my_last, "delivered", max(p.delivered_at for p in others if p.delivered_at))
+    return Receipt(my_last, "sent")
+
+
+def counterpart_conversations(user_id, limit=200):
+    """(counterpart user id, conversation id) pairs of a user's private conversations, most recent
+    first (boards tell their members through boards/events.py)."""
+    mine = select(Participant.conversation_id).where(Participant.user_id == user_id)
+    return db.session.execute(
+        select(Participant.user_id, Participant.conversation_id)
+        .join(Conversation, Conversation.id == Participant.conversation_id)
+        .where(Participant.conversation_id.in_(mine), Participant.user_id != user_id, Conversation.kind == DIRECT)
+        .order_by(Conversation.last_message_id.desc())
+        .limit(limit)
+    ).all()

@@ -1,0 +1,138 @@
+"""Inbox, conversation pages, sending, read cursor, typing. HTTP adapters only."""
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from .. import realtime
+from ..listings.routes import get_listing_for_viewer
+from . import queries, services
+from .forms import MessageForm
+from .queries import get_conversation_for_participant
+
+bp = Blueprint("chat", __name__)
+
+
+def is_htmx():
+    return request.headers.get("HX-Request") == "true"
+
+
+def int_arg(name):
+    value = request.values.get(name, "")
+    return int(value) if value.isdigit() and len(value) < 19 else None
+
+
+@bp.post("/listings/<int:listing_id>/contact")
+@login_required
+def contact(listing_id):
+    listing = get_listing_for_viewer(listing_id)
+    form = MessageForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        message, _ = services.contact_seller(current_user, listing, form.body.data, form.client_key.data)
+    except services.ChatError as exc:
+        return render_template("listings/show.html", listing=listing, contact_error=str(exc),
+                               contact_body=form.body.data), exc.status
+    return redirect(url_for("chat.conversation", conversation_id=message.conversation_id), code=303)
+
+
+@bp.get("/inbox")
+@login_required
+def inbox():
+    return render_template("chat/inbox.html", rows=queries.inbox_rows(current_user.id))
+
+
+@bp.get("/dashboard/inbox")
+@login_required
+def seller_inbox():
+    if not current_user.is_seller:
+        abort(403)
+    return render_template("chat/seller_inbox.html", listing_id=int_arg("listing"))
+
+
+@bp.get("/conversations/<int:conversation_id>")
+@login_required
+def conversation(conversation_id):
+    conversation = get_conversation_for_participant(conversation_id)
+    before = int_arg("before")
+    if conversation.is_board:
+        return redirect(url_for("boards.show", board_id=conversation.id, before=before))
+    messages, has_older = queries.history(conversation.id, before=before)
+    counterpart = conversation.others(current_user.id)[0].user
+    if before is None and messages:
+        # Opening the conversation shows the newest messages: they are read (and delivered).
+        services.mark_read(conversation, current_user, messages[-1].id)
+    return render_template(
+        "chat/conversation.html", conversation=conversation, messages=messages, has_older=has_older,
+        before=before, me=conversation.participant(current_user.id),
+        counterpart=counterpart, online_ids=realtime.presence.online([counterpart.id]),
+        counterpart_last_seen=realtime.presence.last_seen(counterpart.id),
+        receipt=queries.receipt_for(conversation, current_user.id), form=MessageForm(),
+        client_key=services.new_client_key(),
+    )
+
+
+@bp.get("/conversations/<int:conversation_id>/messages")
+@login_required
+def older_messages(conversation_id):
+    conversation = get_conversation_for_participant(conversation_id)
+    before = int_arg("before")
+    if before is None or not is_htmx():
+        return redirect(url_for("chat.conversation", conversation_id=conversation.id, before=before))
+    messages, has_older = queries.history(conversation.id, before=before)
+    return render_template("chat/older.html", conversation=conversation, messages=messages, has_older=has_older)
+
+
+@bp.post("/conversations/<int:conversation_id>/messages")
+@login_required
+def send(conversation_id):
+    conversation = get_conversation_for_participant(conversation_id)
+    form = MessageForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        message, _ = services.send_message(conversation, current_user, form.body.data, form.client_key.data)
+    except services.ChatError as exc:
+        return render_template("chat/_composer.html", conversation=conversation, error=str(exc),
+                               body=form.body.data, client_key=form.client_key.data), exc.status
+    if not is_htmx():
+        return redirect(url_for("chat.conversation", conversation_id=conversation.id), code=303)
+    return render_template("chat/sent.html", conversation=conversation, message=message,
+                           receipt=queries.receipt_for(conversation, current_user.id),
+                           client_key=services.new_client_key())
+
+
+@bp.post("/conversations/<int:conversation_id>/read")
+@login_required
+def read(conversation_id):
+    conversation = get_conversation_for_participant(conversation_id)
+    up_to = int_arg("up_to")
+    if up_to is None:
+        abort(400)
+    services.mark_read(conversation, current_user, up_to)
+    return "", 204
+
+
+@bp.post("/conversations/<int:conversation_id>/typing")
+@login_required
+def typing(conversation_id):
+    conversation = get_conversation_for_participant(conversation_id)
+    services.send_typing(conversation, current_user)
+    return "", 204
+
+
+@bp.app_template_filter("linkify")
+def linkify_filter(text):
+    from .text import linkify
+
+    return linkify(text)
+
+
+@bp.app_context_processor
+def chat_template_globals():
+    def unread():
+        return queries.total_unread(current_user.id) if current_user.is_authenticated else 0
+
+    def seller_inbox(listing_id=None):
+        return queries.inbox_rows(current_user.id, seller_only=True, listing_id=listing_id)
+
+    return {"chat_unread": unread, "chat_seller_inbox": seller_inbox, "contact_client_key": services.new_client_key}

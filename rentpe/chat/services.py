@@ -1,0 +1,257 @@
+"""State changes of chat. Each function owns its transaction and publishes after commit.
+
+Every write to a conversation first takes that conversation's row lock (an UPDATE of the row),
+so sends and cursor moves on one conversation are serialised: message ids then grow in commit
+order inside a conversation, and read/unread counters never lose an update. Per-user event seqs
+are allocated by `realtime.record` after that, in ascending user order (no deadlock cycles).
+Board membership changes take the same lock (boards/services.py), so a send addresses exactly the
+members current when it commits: the member list is read again once the lock is held.
+"""
+import re
+import uuid
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from .. import realtime
+from ..extensions import db
+from ..models_base import utcnow
+from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
+
+MAX_BODY_CHARS = 4000
+MESSAGE = "chat.message"
+READ = "chat.read"
+RECEIPT = "chat.receipt"
+
+# C0 controls other than tab and newline, DEL, and NUL (PostgreSQL text can't hold NUL).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CLIENT_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class ChatError(ValueError):
+    """A send or action was refused; the message is shown where the action was."""
+
+    def __init__(self, message, status=422):
+        super().__init__(message)
+        self.status = status
+
+
+def new_client_key():
+    return uuid.uuid4().hex
+
+
+def clean_body(raw):
+    """The message text as stored: newlines normalised and kept, controls dropped, trimmed."""
+    text = (raw or "").replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text).strip()
+    if not text:
+        raise ChatError("Write a message first.")
+    if len(text) > MAX_BODY_CHARS:
+        raise ChatError(f"Messages can be at most {MAX_BODY_CHARS:,} characters (this one has {len(text):,}).")
+    return text
+
+
+def clean_client_key(raw):
+    key = (raw or "").strip()
+    if not _CLIENT_KEY.match(key):
+        # No usable key (e.g. a hand-made form post): each such post is its own message.
+        return new_client_key()
+    return key
+
+
+def _insert_ignoring_conflict(model, values, conflict_columns):
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    db.session.execute(statement)
+
+
+def get_or_create_direct_conversation(buyer_id, seller_id):
+    """The one conversation of this buyer–seller pair; safe when two first messages race."""
+    _insert_ignoring_conflict(
+        Conversation,
+        {"kind": DIRECT, "buyer_id": buyer_id, "seller_id": seller_id, "created_at": utcnow(),
+         "last_message_at": utcnow(), "message_count": 0},
+        ["buyer_id", "seller_id"],
+    )
+    conversation = db.session.scalars(
+        select(Conversation).where(Conversation.buyer_id == buyer_id, Conversation.seller_id == seller_id)
+    ).one()
+    for user_id, role in ((buyer_id, BUYER), (seller_id, SELLER)):
+        _insert_ignoring_conflict(
+            Participant,
+            {"conversation_id": conversation.id, "user_id": user_id, "role": role, "joined_at": utcnow(),
+             "last_read_message_id": 0, "delivered_message_id": 0, "unread_count": 0},
+            ["conversation_id", "user_id"],
+        )
+    return conversation
+
+
+def contact_seller(buyer, listing, body, client_key):
+    """A buyer's message about `listing`: opens (or reuses) their conversation with its seller."""
+    if listing.seller_id == buyer.id:
+        raise ChatError("This is your own listing.", status=400)
+    body = clean_body(body)
+    conversation = get_or_create_direct_conversation(buyer.id, listing.seller_id)
+    db.session.commit()
+    return send_message(conversation, buyer, body, client_key, listing_id=listing.id)
+
+
+def send_message(conversation, sender, body, client_key, listing_id=None):
+    """Store a message once per client key and deliver it. Returns (message, created)."""
+    body = clean_body(body)
+    client_key = clean_client_key(client_key)
+    existing = _message_by_key(conversation.id, sender.id, client_key)
+    if existing is not None:
+        return existing, False
+    now = utcnow()
+    _lock_conversation(conversation.id, last_message_at=now, message_count=Conversation.message_count + 1)
+    existing = _message_by_key(conversation.id, sender.id, client_key)
+    if existing is not None:  # the same key committed while we waited for the lock
+        db.session.rollback()
+        return existing, False
+    members = _members_open_to(conversation.id, sender.id)
+    message = Message(conversation_id=conversation.id, sender_id=sender.id, body=body,
+                      client_key=client_key, listing_id=listing_id, created_at=now)
+    db.session.add(message)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        return _message_by_key(conversation.id, sender.id, client_key), False
+    db.session.execute(
+        update(Conversation).where(Conversation.id == conversation.id).values(last_message_id=message.id)
+    )
+    recipients = sorted(members - {sender.id})
+    db.session.execute(
+        update(Participant)
+        .where(Participant.conversation_id == conversation.id, Participant.user_id.in_(recipients))
+        .values(unread_count=Participant.unread_count + 1)
+    )
+    db.session.execute(
+        update(Participant)
+        .where(Participant.conversation_id == conversation.id, Participant.user_id == sender.id)
+        .values(last_read_message_id=message.id, last_read_at=now, unread_count=0)
+    )
+    realtime.record(
+        members, MESSAGE, {"conversation_id": conversation.id, "message_id": message.id, "sender_id": sender.id},
+    )
+    db.session.commit()
+    realtime.publish_committed()
+    return message, True
+
+
+def mark_read(conversation, user, up_to_message_id):
+    """Move `user`'s read cursor forward to `up_to_message_id` (never backwards). True if it moved."""
+    participant = conversation.participant(user.id)
+    up_to = min(int(up_to_message_id), conversation.last_message_id or 0)
+    if participant is None or up_to <= participant.last_read_message_id:
+        return False
+    now = utcnow()
+    _lock_conversation(conversation.id)
+    moved = db.session.execute(
+        update(Participant)
+        .where(Participant.conversation_id == conversation.id, Participant.user_id == user.id,
+               Participant.left_at.is_(None), Participant.last_read_message_id < up_to)
+        .values(last_read_message_id=up_to, last_read_at=now)
+    ).rowcount
+    if not moved:
+        db.session.rollback()
+        return False
+    unread = db.session.scalar(
+        select(func.count()).select_from(Message)
+        .where(Message.conversation_id == conversation.id, Message.sender_id != user.id, Message.id > up_to)
+    )
+    db.session.execute(
+        update(Participant)
+        .where(Participant.conversation_id == conversation.id, Participant.user_id == user.id)
+        .values(unread_count=unread,
+                delivered_message_id=_greatest(Participant.delivered_message_id, up_to), delivered_at=now)
+    )
+    realtime.record(_read_audience(conversation, user.id), READ, {"conversation_id": conversation.id, "reader_id": user.id})
+    db.session.commit()
+    realtime.publish_committed()
+    return True
+
+
+def mark_delivered(user_id, up_to_by_conversation):
+    """The messages up to these ids reached one of `user_id`'s streams or pages."""
+    if not up_to_by_conversation:
+        return []
+    now = utcnow()
+    moved = []
+    for conversation_id, up_to in sorted(up_to_by_conversation.items()):
+        count = db.session.execute(
+            update(Participant)
+            .where(Participant.conversation_id == conversation_id, Participant.user_id == user_id,
+                   Participant.delivered_message_id < up_to)
+            .values(delivered_message_id=up_to, delivered_at=now)
+        ).rowcount
+        if count:
+            moved.append(conversation_id)
+    for conversation_id in moved:
+        others = db.session.scalars(
+            select(Participant.user_id)
+            .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
+        ).all()
+        realtime.record(sorted(others), RECEIPT, {"conversation_id": conversation_id, "recipient_id": user_id})
+    db.session.commit()
+    realtime.publish_committed()
+    return moved
+
+
+def send_typing(conversation, user):
+    """Tell the other participants' open tabs that `user` is typing (ephemeral, never stored)."""
+    from .events import render_typing
+
+    if conversation.closed_at is not None:
+        return
+    others = [p.user_id for p in conversation.others(user.id)]
+    realtime.ephemeral(others, render_typing(conversation, user))
+
+
+def _members_open_to(conversation_id, sender_id):
+    """The ids of the conversation's current participants, read under its row lock; refuses (and
+    rolls back) when the sender is no longer one of them or the conversation is closed."""
+    members = set(db.session.scalars(
+        select(Participant.user_id)
+        .where(Participant.conversation_id == conversation_id, Participant.left_at.is_(None))
+    ))
+    closed_at = db.session.scalar(select(Conversation.closed_at).where(Conversation.id == conversation_id))
+    if sender_id not in members or closed_at is not None:
+        db.session.rollback()
+        if closed_at is not None:
+            raise ChatError("This board is closed: it takes no new messages.", status=403)
+        raise ChatError("You are no longer a member of this conversation.", status=403)
+    return members
+
+
+def _read_audience(conversation, reader_id):
+    """Who gets a read event. In a private conversation both sides (the other sees "Seen"). In a
+    board the reader's own tabs and the author of the board's last message, whose "seen by" line
+    changed: a read must not cost an event per member in a 500-member board; the others' lines
+    are brought up to date by the next message (and on every page load)."""
+    if conversation.kind != GROUP:
+        return sorted(p.user_id for p in conversation.participants)
+    author_id = db.session.scalar(select(Message.sender_id).where(Message.id == (conversation.last_message_id or 0)))
+    return sorted({reader_id} | ({author_id} if conversation.participant(author_id) else set()))
+
+
+def _message_by_key(conversation_id, sender_id, client_key):
+    return db.session.scalars(
+        select(Message).where(Message.conversation_id == conversation_id, Message.sender_id == sender_id,
+                              Message.client_key == client_key)
+    ).first()
+
+
+def _greatest(column, value):
+    """SQL max of two values: `greatest()` on PostgreSQL, two-argument `max()` on SQLite."""
+    name = db.session.get_bind().dialect.name
+    return func.greatest(column, value) if name == "postgresql" else func.max(column, value)
+
+
+def _lock_conversation(conversation_id, **values):
+    """Take the conversation's row lock for the rest of the transaction (see module docstring)."""
+    values = values or {"id": Conversation.id}
+    db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))

@@ -1,0 +1,97 @@
+"""Configuration, read from the environment (see the README's table).
+
+The embedded default needs nothing set: a SQLite file and a generated secret key under
+`instance/`, and the in-process broker. Production (`RENTPE_ENV=production`) refuses to start
+without `SECRET_KEY` and turns on secure cookies and HSTS.
+"""
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def _int(environ, name, default):
+    raw = environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _secret_key(environ, instance_path, production):
+    if environ.get("SECRET_KEY"):
+        return environ["SECRET_KEY"]
+    if production:
+        raise ConfigError("SECRET_KEY must be set when RENTPE_ENV=production")
+    # Embedded default: generate once and keep it, so sessions survive restarts.
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def normalise_database_url(url):
+    """Heroku-style `postgres://` URLs are accepted; SQLAlchemy wants `postgresql://`."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    return url
+
+
+def _bool(environ, name, default):
+    raw = (environ.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def from_environment(instance_path, environ=None):
+    environ = os.environ if environ is None else environ
+    production = environ.get("RENTPE_ENV", "development") == "production"
+    database_url = environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'rentpe.db'}"
+    max_photo_mb = _int(environ, "MAX_PHOTO_MB", 8)
+    redis_url = environ.get("REDIS_URL") or None
+    return {
+        "ENV_NAME": "production" if production else "development",
+        "SECRET_KEY": _secret_key(environ, instance_path, production),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "HOST": environ.get("HOST", "127.0.0.1"),
+        "PORT": _int(environ, "PORT", 5000),
+        "UPLOAD_FOLDER": environ.get("UPLOAD_FOLDER") or str(Path(instance_path) / "uploads"),
+        # One photo may be MAX_PHOTO_MB; a whole request carries at most 8 of them plus the form.
+        "MAX_PHOTO_BYTES": max_photo_mb * 1024 * 1024,
+        "MAX_PHOTOS_PER_LISTING": 8,
+        "MAX_CONTENT_LENGTH": _int(environ, "MAX_UPLOAD_MB", 8 * max_photo_mb + 1) * 1024 * 1024,
+        "MAX_FORM_MEMORY_SIZE": 1024 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_DURATION": timedelta(days=30),
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SEARCH_PAGE_SIZE": 24,
+        # Behind a reverse proxy: how many proxies' X-Forwarded-For/-Proto to trust (0: none).
+        "PROXY_FIX_HOPS": _int(environ, "PROXY_FIX_HOPS", 0),
+        # Two years, the value the HSTS preload list asks for; only ever sent in production.
+        "HSTS_MAX_AGE": 63072000 if production else 0,
+        # Rate limits (their values are in rentpe/ratelimits.py; the storage follows REDIS_URL).
+        "RATELIMIT_ENABLED": _bool(environ, "RATELIMIT_ENABLED", True),
+        # Namespaces the counters in a shared Redis.
+        "RATELIMIT_STORAGE_OPTIONS": {"key_prefix": environ.get("RATELIMIT_KEY_PREFIX") or "rentpe-limits"},
+    }

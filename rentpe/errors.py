@@ -1,0 +1,48 @@
+"""Error pages. htmx requests get the bare fragment so it lands where the action was."""
+from flask import render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+MESSAGES = {
+    400: "That request didn't make sense to us.",
+    401: "Please log in first.",
+    403: "You don't have access to that.",
+    404: "We couldn't find that page.",
+    405: "That action isn't allowed here.",
+    413: "That upload is too large.",
+    422: "Some of that input isn't valid.",
+    429: "You're doing that too often. Please wait a moment and try again.",
+    500: "Something went wrong on our side. Please try again.",
+}
+
+
+def render_error(code, message=None):
+    message = message or MESSAGES.get(code, "Something went wrong.")
+    template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
+    return render_template(template, code=code, message=message), code
+
+
+def handle_http_error(exc):
+    if exc.code is None or exc.code < 400:
+        return exc
+    if exc.response is not None:  # already rendered where the action was (e.g. a rate-limit refusal)
+        return exc.response
+    message = exc.description if getattr(exc, "rentpe_message", False) else None
+    return render_error(exc.code, message)
+
+
+def handle_csrf_error(exc):
+    return render_error(400, "Your form expired or came from elsewhere. Reload the page and try again.")
+
+
+def handle_unexpected(exc):
+    if isinstance(exc, HTTPException):
+        return handle_http_error(exc)
+    return render_error(InternalServerError.code)
+
+
+def init_app(app):
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    if not app.debug and not app.testing:
+        app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,1 @@
+"""Listings: what sellers rent out, their photos, search and favourites."""

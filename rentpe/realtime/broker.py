@@ -1,0 +1,263 @@
+"""Brokers: how a published payload reaches the hub of every process with a stream of that user.
+
+Both brokers have the same contract (and the same test suite):
+
+- `publish_many([(user_id, payload), …])` hands payloads to every process; it may raise when the
+  transport is down (the caller logs it: the SQL log is the source of truth).
+- `subscribe(user_id)` returns once payloads published from now on reach this process's hub;
+  `BrokerUnavailable` if that can't be promised. `unsubscribe(user_id)` undoes one subscribe.
+- When the transport loses payloads (a dropped connection), every local stream is ended so its
+  client reconnects and replays from SQL.
+
+`InProcessBroker` is the embedded default (one process). `RedisBroker` keeps ONE pub/sub
+connection per process, shared by all its streams, with one SUBSCRIBE per user channel that has
+a local stream (refcounted, UNSUBSCRIBE at zero). Channel names come from the configured prefix
+and the user id, never from a request.
+"""
+import logging
+import os
+import threading
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+class InProcessBroker:
+    client = None
+
+    def attach(self, deliver, dropped):
+        self._deliver = deliver
+
+    def publish_many(self, messages):
+        for user_id, payload in messages:
+            self._deliver(user_id, payload)
+
+    def subscribe(self, user_id):
+        pass
+
+    def unsubscribe(self, user_id):
+        pass
+
+    def shutdown(self):
+        pass
+
+
+class RedisBroker:
+    def __init__(self, url, prefix, subscribe_timeout=5.0, ping_interval=10.0):
+        self.url = url
+        self.prefix = prefix
+        self.subscribe_timeout = subscribe_timeout
+        self.ping_interval = ping_interval
+        # Publishing and presence: short timeouts and a single retry, so a request never hangs
+        # on a Redis that is down (the event is in SQL either way).
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 1), health_check_interval=30
+        )
+        self._channel_head = f"{prefix}u:".encode()
+        self._lock = threading.Lock()
+        self._listener = None
+        self._pid = None
+
+    def attach(self, deliver, dropped):
+        self._deliver, self._dropped = deliver, dropped
+
+    def channel(self, user_id):
+        return self._channel_head + str(int(user_id)).encode()
+
+    def publish_many(self, messages):
+        pipe = self.client.pipeline(transaction=False)
+        for user_id, payload in messages:
+            pipe.publish(self.channel(user_id), payload)
+        pipe.execute()
+
+    def subscribe(self, user_id):
+        self.listener().subscribe(self.channel(user_id))
+
+    def unsubscribe(self, user_id):
+        self.listener().unsubscribe(self.channel(user_id))
+
+    def listener(self):
+        """This process's listener, started on first use (after gunicorn has forked)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._listener = _Listener(self, client_name=f"{self.prefix}hub:{self._pid}")
+                self._listener.start()
+            return self._listener
+
+    def shutdown(self):
+        with self._lock:
+            listener, self._listener, self._pid = self._listener, None, None
+        if listener is not None:
+            listener.stop()
+        self.client.close()
+
+    def _on_message(self, channel, payload):
+        if channel.startswith(self._channel_head):
+            self._deliver(int(channel[len(self._channel_head):]), payload)
+
+
+class _Channel:
+    """A user channel's state on the shared connection: `refs` local streams want it; `pending`
+    SUBSCRIBEs are not confirmed yet; `ready` is set once the last one is."""
+
+    __slots__ = ("refs", "pending", "ready")
+
+    def __init__(self):
+        self.refs = 0
+        self.pending = 0
+        self.ready = threading.Event()
+
+    def expect_confirmation(self):
+        self.pending += 1
+        if self.ready.is_set():
+            self.ready = threading.Event()  # waiters hold the old one only while it is unset
+
+
+class _Listener:
+    """One thread (a greenlet under gevent) reading the shared pub/sub connection.
+
+    Commands are written by the subscribing thread under a lock while this thread reads, so a
+    subscription takes effect at once. redis-py's reconnect-and-resubscribe is not used: it
+    silently loses what was published meanwhile. Instead a dropped connection ends every local
+    stream (they replay from SQL) before a new connection subscribes again.
+    """
+
+    def __init__(self, broker, client_name):
+        self.broker = broker
+        self.client_name = client_name
+        self._pool = redis.ConnectionPool.from_url(
+            broker.url, protocol=2, client_name=client_name, socket_connect_timeout=2, socket_timeout=10
+        )
+        self._lock = threading.Lock()
+        self._channels = {}
+        self._conn = None
+        self._broken = False
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="realtime-hub", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopped.set()
+        with self._lock:
+            conn = self._conn
+        if conn is not None:
+            conn.disconnect()
+        self._thread.join(timeout=5)
+        self._pool.disconnect()
+
+    def subscribe(self, channel):
+        with self._lock:
+            state = self._channels.setdefault(channel, _Channel())
+            state.refs += 1
+            if state.refs == 1:
+                state.expect_confirmation()
+                self._send("SUBSCRIBE", channel)
+            ready = state.ready
+        if not ready.wait(self.broker.subscribe_timeout):
+            self.unsubscribe(channel)
+            raise BrokerUnavailable("Redis did not confirm the subscription in time")
+
+    def unsubscribe(self, channel):
+        with self._lock:
+            state = self._channels.get(channel)
+            if state is None or state.refs == 0:
+                return
+            state.refs -= 1
+            if state.refs == 0:
+                self._send("UNSUBSCRIBE", channel)
+                if state.pending == 0:
+                    del self._channels[channel]
+
+    def _send(self, *command):
+        # Lock held. Without a connection the command waits for the next one (see _connected).
+        if self._conn is None:
+            return
+        try:
+            self._conn.send_command(*command, check_health=False)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("realtime hub could not send %s: %s", command[0], exc)
+            self._broken = True
+
+    def _run(self):
+        delay = 0.1
+        while not self._stopped.is_set():
+            conn = self._pool.make_connection()
+            try:
+                conn.connect()
+                self._connected(conn)
+                delay = 0.1
+                self._listen(conn)
+            except Exception as exc:  # any failure means the same: this connection is done
+                if not self._stopped.is_set():
+                    log.warning("realtime hub lost its Redis connection: %s", exc)
+            finally:
+                self._disconnected()
+                conn.disconnect()
+            if self._stopped.is_set():
+                break
+            # Whatever was published while we were not subscribed is gone from pub/sub: end every
+            # local stream, so each client reconnects and replays from SQL.
+            self.broker._dropped()
+            self._stopped.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _connected(self, conn):
+        with self._lock:
+            self._conn, self._broken = conn, False
+            for channel, state in list(self._channels.items()):
+                if state.refs:
+                    state.pending = 0
+                    state.expect_confirmation()
+                    self._send("SUBSCRIBE", channel)
+                else:
+                    del self._channels[channel]
+
+    def _disconnected(self):
+        with self._lock:
+            self._conn = None
+            for channel, state in list(self._channels.items()):
+                state.pending = 0
+                if not state.refs:
+                    del self._channels[channel]
+
+    def _listen(self, conn):
+        awaiting_pong = False
+        while not self._stopped.is_set():
+            if self._broken:
+                raise redis.ConnectionError("a command could not be sent")
+            if conn.can_read(timeout=self.broker.ping_interval):
+                self._handle(conn.read_response())
+                awaiting_pong = False
+            elif awaiting_pong:
+                raise redis.TimeoutError("no answer to PING")
+            else:
+                # A half-open TCP connection looks exactly like a quiet channel: ask.
+                with self._lock:
+                    self._send("PING")
+                awaiting_pong = True
+
+    def _handle(self, reply):
+        kind = reply[0]
+        if kind == b"message":
+            self.broker._on_message(reply[1], reply[2])
+        elif kind == b"subscribe":
+            with self._lock:
+                state = self._channels.get(reply[1])
+                if state is None or not state.pending:
+                    return
+                state.pending -= 1
+                if state.pending == 0:
+                    if state.refs:
+                        state.ready.set()
+                    else:
+                        del self._channels[reply[1]]

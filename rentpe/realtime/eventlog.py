@@ -1,0 +1,150 @@
+"""The durable event log: `record` inside the caller's transaction, `publish_committed` after it.
+
+Creating events is separate from delivering them. `record` writes the rows and stages copies on
+the SQLAlchemy session; the session's transaction events decide their fate:
+
+- `after_commit` of the outermost transaction moves them to "committed";
+- `after_soft_rollback` of a savepoint drops those recorded inside it;
+- `after_transaction_end` of the outermost transaction drops whatever was not committed
+  (rollback, or `close()` without a commit).
+
+`publish_committed` renders the committed ones and hands them to the broker. Nothing recorded in
+a transaction that did not commit is ever published.
+"""
+import logging
+
+from flask import current_app, has_request_context
+from sqlalchemy import event as sa_event
+from sqlalchemy import select, text
+
+from ..extensions import db
+from ..models_base import utcnow
+from . import registry
+from .core import current
+from .event import data_lines, durable_payload
+from .models import StreamCounter, StreamEvent
+
+log = logging.getLogger(__name__)
+
+STAGED = "realtime.staged"
+COMMITTED = "realtime.committed"
+
+# One statement per user: creates the counter on first use, otherwise bumps it under its row
+# lock (held to the end of the transaction) and returns the new value. SQLite ≥ 3.35 and
+# PostgreSQL both accept it as written.
+_NEXT_SEQ = text(
+    "INSERT INTO stream_counters (user_id, seq) VALUES (:user_id, 1) "
+    "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 "
+    "RETURNING seq"
+)
+
+
+def record(user_ids, kind, data):
+    """One `StreamEvent` per user, with that user's next seq, in the open transaction."""
+    if not kind or len(kind) > 40 or " " in kind or "\n" in kind:
+        raise ValueError(f"not a valid event kind: {kind!r}")
+    session = db.session()
+    created_at = utcnow()
+    events, staged = [], []
+    # Ascending ids: two transactions writing to the same users lock their counters in the same
+    # order, so they queue instead of deadlocking.
+    for user_id in sorted({int(u) for u in user_ids}):
+        seq = session.execute(_NEXT_SEQ, {"user_id": user_id}).scalar_one()
+        values = dict(user_id=user_id, seq=seq, kind=kind, data=dict(data or {}), created_at=created_at)
+        events.append(StreamEvent(**values))
+        staged.append(StreamEvent(**values))  # a detached copy: readable after commit, no reload
+    session.add_all(events)
+    if staged:
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        session.info.setdefault(STAGED, []).extend((transaction, e) for e in staged)
+    return events
+
+
+def last_seq(user_id):
+    """The seq of the user's latest committed event (0 when there is none)."""
+    return db.session.scalar(select(StreamCounter.seq).where(StreamCounter.user_id == user_id)) or 0
+
+
+def events_after(user_id, cursor, limit):
+    """Up to `limit` committed events of the user with seq > cursor, oldest first."""
+    query = (
+        select(StreamEvent)
+        .where(StreamEvent.user_id == user_id, StreamEvent.seq > cursor)
+        .order_by(StreamEvent.seq)
+        .limit(limit)
+    )
+    return list(db.session.scalars(query))
+
+
+def events_by_seq(user_id, seqs):
+    query = (
+        select(StreamEvent)
+        .where(StreamEvent.user_id == user_id, StreamEvent.seq.in_(sorted(seqs)))
+        .order_by(StreamEvent.seq)
+    )
+    return list(db.session.scalars(query))
+
+
+def publish_committed():
+    """Render and publish the events of this session's committed transactions. Never raises for
+    a broker failure: the event is in SQL and every stream replays it on reconnect."""
+    session = db.session()
+    committed = session.info.pop(COMMITTED, None)
+    if not committed:
+        return
+    if has_request_context():
+        messages = _render(committed)
+    else:
+        with current_app.test_request_context():
+            messages = _render(committed)
+    try:
+        current().broker.publish_many(messages)
+    except Exception as exc:
+        log.warning("could not publish %d stream event(s), clients will replay them: %s", len(messages), exc)
+
+
+def _render(events):
+    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(registry.render(e)))) for e in events]
+
+
+# Session transaction events ---------------------------------------------------------------------
+
+def _after_commit(session):
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the outer transaction may still roll back
+    staged = session.info.pop(STAGED, None)
+    if staged:
+        session.info.setdefault(COMMITTED, []).extend(e for _, e in staged)
+
+
+def _after_soft_rollback(session, previous_transaction):
+    staged = session.info.get(STAGED)
+    if staged:
+        staged[:] = [(t, e) for t, e in staged if not _within(t, previous_transaction)]
+
+
+def _after_transaction_end(session, transaction):
+    if transaction.parent is None:
+        session.info.pop(STAGED, None)
+
+
+def _within(transaction, ancestor):
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
+_LISTENERS = {
+    "after_commit": _after_commit,
+    "after_soft_rollback": _after_soft_rollback,
+    "after_transaction_end": _after_transaction_end,
+}
+
+
+def listen():
+    """Attach the transaction listeners to the app's session class (once per process)."""
+    for name, fn in _LISTENERS.items():
+        if not sa_event.contains(db.session, name, fn):
+            sa_event.listen(db.session, name, fn)

@@ -1,0 +1,118 @@
+"""The per-process fan-out: each open stream has an inbox; the broker feeds them by user.
+
+Plain `queue`/`threading` primitives: under gevent's monkey-patching they are cooperative, and
+the same code runs in ordinary threads in the tests.
+"""
+import collections
+import queue
+import threading
+
+from .event import END
+
+# Why a stream ended, as far as the client is concerned. All but END_STREAMS and CLOSED expect
+# the client to reconnect at once and replay from its cursor.
+LIFETIME = "lifetime"
+SLOW = "slow"
+HUB_DROPPED = "hub-dropped"
+GAP = "gap"
+END_STREAMS = "end-streams"
+CLOSED = "closed"
+
+
+class Subscription:
+    """One open stream's inbox: broker payloads, then `None` once the stream must end."""
+
+    def __init__(self, user_id, maxsize):
+        self.user_id = user_id
+        self.maxsize = maxsize
+        self.ended = None
+        self._items = collections.deque()
+        self._ready = threading.Condition()
+
+    def put(self, payload):
+        """False when the inbox is full (the client is not keeping up)."""
+        with self._ready:
+            if self.ended:
+                return True
+            if len(self._items) >= self.maxsize:
+                return False
+            self._items.append(payload)
+            self._ready.notify()
+            return True
+
+    def end(self, reason):
+        """Drop whatever is waiting and wake the stream so it ends (it replays on reconnect)."""
+        with self._ready:
+            if self.ended:
+                return
+            self.ended = reason
+            self._items.clear()
+            self._items.append(None)
+            self._ready.notify()
+
+    def get(self, timeout):
+        """The next payload, None when the stream must end; queue.Empty after `timeout`."""
+        with self._ready:
+            if not self._items:
+                self._ready.wait(max(timeout, 0))
+            if not self._items:
+                raise queue.Empty
+            return self._items.popleft()
+
+    def drain(self, limit):
+        with self._ready:
+            items = []
+            while self._items and len(items) < limit:
+                items.append(self._items.popleft())
+            return items
+
+
+class Hub:
+    def __init__(self, broker, config):
+        self.broker = broker
+        self.config = config
+        self._lock = threading.Lock()
+        self._local = {}
+        broker.attach(self.deliver, self.end_all)
+
+    def register(self, user_id):
+        """A new inbox for `user_id`, live once this returns: the broker has confirmed the
+        subscription, so anything published from now on reaches it."""
+        subscription = Subscription(user_id, self.config["STREAM_QUEUE_SIZE"])
+        with self._lock:
+            self._local.setdefault(user_id, set()).add(subscription)
+        try:
+            self.broker.subscribe(user_id)
+        except BaseException:
+            self._discard(subscription)
+            raise
+        return subscription
+
+    def unregister(self, subscription):
+        if self._discard(subscription):
+            self.broker.unsubscribe(subscription.user_id)
+
+    def _discard(self, subscription):
+        with self._lock:
+            local = self._local.get(subscription.user_id)
+            if not local or subscription not in local:
+                return False
+            local.discard(subscription)
+            if not local:
+                del self._local[subscription.user_id]
+            return True
+
+    def deliver(self, user_id, payload):
+        with self._lock:
+            subscriptions = list(self._local.get(user_id, ()))
+        for subscription in subscriptions:
+            if payload == END:
+                subscription.end(END_STREAMS)
+            elif not subscription.put(payload):
+                subscription.end(SLOW)  # a client that can't keep up replays on reconnect
+
+    def end_all(self, reason=HUB_DROPPED):
+        with self._lock:
+            subscriptions = [s for local in self._local.values() for s in local]
+        for subscription in subscriptions:
+            subscription.end(reason)

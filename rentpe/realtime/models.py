@@ -1,0 +1,32 @@
+"""The durable side of the delivery contract: one row per (user, event) with a gap-free seq.
+
+No foreign keys to feature tables: `realtime` sits below every feature and knows only user ids.
+"""
+from datetime import datetime
+
+from sqlalchemy import JSON, BigInteger, Integer, PrimaryKeyConstraint, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..models_base import utcnow
+
+
+class StreamCounter(db.Model):
+    """The last seq handed out per user. Incremented under its row lock, so on PostgreSQL two
+    transactions writing to one user commit in seq order and a client cursor never skips."""
+
+    __tablename__ = "stream_counters"
+
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class StreamEvent(db.Model):
+    __tablename__ = "stream_events"
+    __table_args__ = (PrimaryKeyConstraint("user_id", "seq", name="pk_stream_events"),)
+
+    user_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,207 @@
+"""Presence: who has a live stream right now, on any worker or host, and when we last saw them.
+
+Each open stream holds an entry that expires `PRESENCE_TTL_SECONDS` after its last refresh
+(every heartbeat), so a crashed worker's streams stop counting on their own. With Redis the
+entries are a sorted set per user (member = stream id, score = expiry time) plus a last-seen
+timestamp; the embedded default keeps the same in memory.
+
+`open` / `close` report the transitions (first stream opened, last stream closed) that fire the
+presence hooks. A stream that the server ends on purpose (lifetime, slow client, hub drop) is
+about to be reopened by its client: its entry lingers for `PRESENCE_GRACE_SECONDS` and the
+reconnecting stream takes it over, so the user does not flap offline and online.
+"""
+import logging
+import threading
+import time
+from datetime import datetime, timezone
+
+import redis
+
+log = logging.getLogger(__name__)
+
+# Last-seen stamps outlive their streams by this much (then "never seen").
+LAST_SEEN_SECONDS = 90 * 86400
+
+
+def online(user_ids):
+    """The subset of `user_ids` with at least one live stream."""
+    from .core import current
+
+    ids = {int(u) for u in user_ids}
+    if not ids:
+        return set()
+    try:
+        return current().presence.online(ids)
+    except redis.RedisError as exc:
+        log.warning("presence unavailable: %s", exc)
+        return set()
+
+
+def last_seen(user_id):
+    """When the user last had a live stream (naive UTC), None if never (or long ago)."""
+    from .core import current
+
+    try:
+        stamp = current().presence.last_seen(int(user_id))
+    except redis.RedisError as exc:
+        log.warning("presence unavailable: %s", exc)
+        return None
+    return None if stamp is None else datetime.fromtimestamp(stamp, timezone.utc).replace(tzinfo=None)
+
+
+class _Settings:
+    @property
+    def ttl(self):
+        return self.config["PRESENCE_TTL_SECONDS"]
+
+    @property
+    def grace(self):
+        return self.config["PRESENCE_GRACE_SECONDS"]
+
+    @property
+    def key_ms(self):
+        """How long a user's key outlives its last write: it holds nothing older."""
+        return int((max(self.ttl, self.grace) + 1) * 1000)
+
+
+class MemoryPresence(_Settings):
+    """The embedded default's presence (one process)."""
+
+    def __init__(self, config):
+        self.config = config
+        self._lock = threading.Lock()
+        self._streams = {}  # user id -> {("S" | "L", stream id): expiry}, never empty
+        self._seen = {}
+
+    def _live(self, user_id, now):
+        """The user's unexpired entries (a dict kept only while it holds any)."""
+        streams = self._streams.pop(user_id, {})
+        for member in [m for m, expiry in streams.items() if expiry <= now]:
+            del streams[member]
+        if streams:
+            self._streams[user_id] = streams
+        return streams
+
+    def _store(self, user_id, streams):
+        if streams:
+            self._streams[user_id] = streams
+        else:
+            self._streams.pop(user_id, None)
+
+    def open(self, user_id, stream_id):
+        now = time.time()
+        with self._lock:
+            streams = self._live(user_id, now)
+            first = not streams
+            lingering = next((m for m in streams if m[0] == "L"), None)
+            if lingering:
+                del streams[lingering]  # its client has reconnected: this stream takes over
+            streams[("S", stream_id)] = now + self.ttl
+            self._store(user_id, streams)
+            self._seen[user_id] = now
+            return first
+
+    def refresh(self, user_id, stream_id):
+        now = time.time()
+        with self._lock:
+            streams = self._live(user_id, now)
+            streams[("S", stream_id)] = now + self.ttl
+            self._store(user_id, streams)
+            self._seen[user_id] = now
+
+    def close(self, user_id, stream_id, reconnecting=False):
+        now = time.time()
+        with self._lock:
+            streams = self._live(user_id, now)
+            removed = streams.pop(("S", stream_id), None) is not None
+            self._seen[user_id] = now
+            if reconnecting and removed:
+                streams[("L", stream_id)] = now + self.grace
+            self._store(user_id, streams)
+            return removed and not reconnecting and not streams
+
+    def online(self, user_ids):
+        now = time.time()
+        with self._lock:
+            return {u for u in user_ids if self._live(u, now)}
+
+    def last_seen(self, user_id):
+        with self._lock:
+            return self._seen.get(user_id)
+
+
+# Members are "S:<stream id>" for open streams and "L:<stream id>" for streams the server ended
+# whose client is expected back within the grace period.
+_OPEN = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local first = redis.call('ZCARD', KEYS[1]) == 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, 2) == 'L:' then
+    redis.call('ZREM', KEYS[1], member)
+    break
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[2], 'S:' .. ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])
+if first then return 1 end
+return 0
+"""
+
+_CLOSE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local removed = redis.call('ZREM', KEYS[1], 'S:' .. ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[5])
+if ARGV[3] == '1' then
+  if removed == 1 then
+    redis.call('ZADD', KEYS[1], ARGV[4], 'L:' .. ARGV[2])
+    redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  end
+  return 0
+end
+if removed == 1 and redis.call('ZCARD', KEYS[1]) == 0 then return 1 end
+return 0
+"""
+
+
+class RedisPresence(_Settings):
+    def __init__(self, client, prefix, config):
+        self.client = client
+        self.prefix = prefix
+        self.config = config
+        self._open = client.register_script(_OPEN)
+        self._close = client.register_script(_CLOSE)
+
+    def _keys(self, user_id):
+        return [f"{self.prefix}presence:{user_id}", f"{self.prefix}seen:{user_id}"]
+
+    def open(self, user_id, stream_id):
+        now = time.time()
+        args = [repr(now), repr(now + self.ttl), stream_id, self.key_ms, LAST_SEEN_SECONDS]
+        return self._open(keys=self._keys(user_id), args=args) == 1
+
+    def refresh(self, user_id, stream_id):
+        now = time.time()
+        streams, seen = self._keys(user_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(streams, {f"S:{stream_id}": now + self.ttl})
+        pipe.pexpire(streams, self.key_ms)
+        pipe.set(seen, repr(now), ex=LAST_SEEN_SECONDS)
+        pipe.execute()
+
+    def close(self, user_id, stream_id, reconnecting=False):
+        now = time.time()
+        args = [repr(now), stream_id, "1" if reconnecting else "0", repr(now + self.grace), LAST_SEEN_SECONDS, self.key_ms]
+        return self._close(keys=self._keys(user_id), args=args) == 1
+
+    def online(self, user_ids):
+        ordered = sorted(user_ids)
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for user_id in ordered:
+            pipe.zcount(self._keys(user_id)[0], f"({now!r}", "+inf")
+        return {u for u, count in zip(ordered, pipe.execute()) if count}
+
+    def last_seen(self, user_id):
+        raw = self.client.get(self._keys(user_id)[1])
+        return float(raw) if raw is not None else None

@@ -1,0 +1,114 @@
+"""What features plug into the stream: renderers, snapshots, delivery and presence hooks.
+
+Registrations are process-wide (features register at import or in their `init_app`), like
+signal receivers. Every call into feature code goes through here, so a failing hook is logged
+and never breaks a stream or a publish; what it left uncommitted is rolled back so the next
+one starts clean.
+"""
+import logging
+from collections import defaultdict
+
+from ..extensions import db
+
+log = logging.getLogger(__name__)
+
+renderers = {}
+snapshots = []
+delivery_hooks = defaultdict(list)
+presence_hooks = []
+
+
+def register_renderer(kind, fn):
+    """`fn(event) -> str | None`: the HTML for `event` as its recipient (`event.user_id`) sees it.
+    One renderer per kind; registering again replaces it."""
+    renderers[kind] = fn
+    return fn
+
+
+def register_snapshot(fn):
+    """`fn(user_id) -> str | None`: HTML sent without an id on every stream open, after replay."""
+    if fn not in snapshots:
+        snapshots.append(fn)
+    return fn
+
+
+def register_delivery_hook(kind, fn):
+    """`fn(user_id, events)` after a stream has written events of `kind` to its client."""
+    if fn not in delivery_hooks[kind]:
+        delivery_hooks[kind].append(fn)
+    return fn
+
+
+def register_presence_hook(fn):
+    """`fn(user_id, online)` when a user's first stream opens or last stream closes."""
+    if fn not in presence_hooks:
+        presence_hooks.append(fn)
+    return fn
+
+
+def render(event):
+    """The HTML for `event`, or None (no renderer, the renderer said None, or it failed)."""
+    fn = renderers.get(event.kind)
+    if fn is None:
+        return None
+    try:
+        return fn(event)
+    except Exception:
+        log.exception("renderer for %r failed on event %s/%s", event.kind, event.user_id, event.seq)
+        db.session.rollback()
+        return None
+
+
+def render_snapshots(user_id):
+    fragments = []
+    for fn in list(snapshots):
+        try:
+            html = fn(user_id)
+        except Exception:
+            log.exception("snapshot %r failed for user %s", fn, user_id)
+            db.session.rollback()
+            continue
+        if html:
+            fragments.append(html)
+    return fragments
+
+
+def has_delivery_hooks(kind):
+    return bool(delivery_hooks.get(kind))
+
+
+def call_delivery_hooks(user_id, events):
+    by_kind = defaultdict(list)
+    for event in events:
+        by_kind[event.kind].append(event)
+    for kind, of_kind in by_kind.items():
+        for fn in list(delivery_hooks.get(kind, ())):
+            try:
+                fn(user_id, of_kind)
+            except Exception:
+                log.exception("delivery hook %r failed for user %s", fn, user_id)
+                db.session.rollback()
+
+
+def call_presence_hooks(user_id, online):
+    for fn in list(presence_hooks):
+        try:
+            fn(user_id, online)
+        except Exception:
+            log.exception("presence hook %r failed for user %s", fn, user_id)
+            db.session.rollback()
+
+
+def saved():
+    """A copy of every registration, for `restore` (tests register their own kinds and hooks)."""
+    return dict(renderers), list(snapshots), {k: list(v) for k, v in delivery_hooks.items()}, list(presence_hooks)
+
+
+def restore(state):
+    r, s, d, p = state
+    renderers.clear()
+    renderers.update(r)
+    snapshots[:] = s
+    delivery_hooks.clear()
+    delivery_hooks.update(d)
+    presence_hooks[:] = p

@@ -1,0 +1,287 @@
+"""`GET /events`: one Server-Sent Events stream per tab, carrying its user's events.
+
+The order on open is the heart of the delivery contract: register with the hub FIRST (from then
+on every publish reaches this stream's inbox), then replay `seq > cursor` from SQL, then the
+snapshot fragments, then live events, skipping what the replay already sent. The replay is done
+in the view and the DB session released before the generator starts, so no stream holds a
+connection while it waits. The generator is plain (no `stream_with_context`): whatever needs a
+context later (delivery and presence hooks) pushes a fresh one built from the stream's request.
+
+Live events normally arrive in seq order. Two commits can publish out of order, though, and a
+publish can be lost; so the `id:` sent is always the highest seq below which everything was
+sent. An event that arrives ahead of a missing one is shown at once without an `id:`; if the
+missing one doesn't follow within `STREAM_GAP_SECONDS` the stream ends and the client replays
+from its cursor.
+"""
+import logging
+import queue
+import random
+import time
+import uuid
+
+from flask import Blueprint, Response, current_app, g, request
+from flask_login import current_user
+
+from ..extensions import db
+from . import eventlog as event_log
+from . import registry
+from .broker import BrokerUnavailable
+from .event import OPEN, PING, Durable, Ephemeral, data_lines, frame, html_frame, parse_payload
+from .hub import GAP, HUB_DROPPED, LIFETIME, SLOW
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("realtime", __name__)
+
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Seqs are BIGINT; a longer "number" is beyond any real cursor and means "resync".
+MAX_CURSOR_DIGITS = 18
+# Payloads taken from the inbox per write (and per delivery-hook call).
+BATCH = 100
+
+
+@bp.get("/events")
+def events():
+    if not current_user.is_authenticated:
+        # Not a redirect: the client is a fetch() stream, and a 401 makes it back off.
+        return Response("Log in to receive live updates.\n", 401, mimetype="text/plain")
+    try:
+        stream = Stream.open(current_user.id, parse_cursor(), request.environ)
+        event_log.publish_committed()  # whatever a presence hook committed
+    except BrokerUnavailable:
+        return Response("Live updates are unavailable right now.\n", 503, mimetype="text/plain",
+                        headers={"Retry-After": "5"})
+    finally:
+        db.session.remove()
+    response = Response(stream.generate(), mimetype="text/event-stream", headers=HEADERS)
+    response.call_on_close(stream.close)
+    return response
+
+
+def parse_cursor():
+    """`Last-Event-ID`, else `?after=`. Anything that isn't a plain number counts as 0."""
+    raw = (request.headers.get("Last-Event-ID") or request.args.get("after") or "").strip()
+    if not (raw.isascii() and raw.isdigit()):
+        return 0
+    return int(raw) if len(raw) <= MAX_CURSOR_DIGITS else 10**MAX_CURSOR_DIGITS
+
+
+@bp.before_app_request
+def remember_cursor():
+    # Read before the page reads its data: an event committed in between is then replayed
+    # (harmless, fragments are idempotent) instead of skipped.
+    if request.method in ("GET", "HEAD") and request.endpoint not in ("static", "realtime.events"):
+        if current_user.is_authenticated:
+            g.realtime_cursor = event_log.last_seq(current_user.id)
+
+
+@bp.app_context_processor
+def stream_cursor():
+    return {"realtime_cursor": page_cursor}
+
+
+def page_cursor():
+    """The `?after=` for this page's stream (read at the start of the request when possible)."""
+    if "realtime_cursor" not in g:
+        g.realtime_cursor = event_log.last_seq(current_user.id) if current_user.is_authenticated else 0
+    return g.realtime_cursor
+
+
+@bp.after_app_request
+def publish_after_request(response):
+    event_log.publish_committed()  # the safety net for a service that forgot
+    return response
+
+
+class Stream:
+    def __init__(self, app, user_id, environ):
+        self.app = app
+        self.realtime = app.extensions["realtime"]
+        self.config = self.realtime.config
+        self.user_id = user_id
+        self.environ = dict(environ)
+        self.id = uuid.uuid4().hex
+        self.subscription = None
+        self.backlog = []
+        self.delivered = []  # seqs written to the client whose kind has delivery hooks
+        self.seen = 0  # every seq <= seen has been sent; it is the `id:` the client holds
+        self.ahead = set()  # seqs > seen + 1 already sent (without id)
+        self.gap_since = None
+        self.ended = None
+        self.closed = False
+
+    @classmethod
+    def open(cls, user_id, cursor, environ):
+        stream = cls(current_app._get_current_object(), user_id, environ)
+        stream.subscription = stream.realtime.hub.register(user_id)
+        try:
+            stream._replay(cursor)
+            stream.backlog.extend(html_frame(html) for html in registry.render_snapshots(user_id))
+            stream._presence_open()
+        except BaseException:
+            stream.realtime.hub.unregister(stream.subscription)
+            raise
+        return stream
+
+    # Opening (in the view: app + request context, DB session) ------------------------------
+
+    def _replay(self, cursor):
+        last = event_log.last_seq(self.user_id)
+        limit = self.config["STREAM_REPLAY_LIMIT"]
+        if cursor > last:
+            return self._resync()  # a cursor from another database, or made up
+        rows = event_log.events_after(self.user_id, cursor, limit + 1) if cursor < last else []
+        if len(rows) > limit or (cursor < last and (not rows or rows[0].seq != cursor + 1)):
+            return self._resync()
+        for row in rows:
+            self.backlog.append(html_frame(registry.render(row), id=row.seq))  # id-only if None
+            if registry.has_delivery_hooks(row.kind):
+                self.delivered.append(row.seq)
+        self.seen = rows[-1].seq if rows else cursor
+
+    def _resync(self):
+        # Too far behind to replay event by event: the page reloads its state, and the `id:`
+        # moves the client's cursor to now. Later events come live.
+        self.seen = event_log.last_seq(self.user_id)
+        self.backlog.append(frame(data_lines(str(self.seen)), id=self.seen, event="resync"))
+
+    def _presence_open(self):
+        try:
+            first = self.realtime.presence.open(self.user_id, self.id)
+        except Exception as exc:
+            log.warning("presence unavailable: %s", exc)
+            return
+        if first:
+            registry.call_presence_hooks(self.user_id, True)
+
+    # Streaming (no context, no DB connection) --------------------------------------------
+
+    def generate(self):
+        heartbeat = self.config["STREAM_HEARTBEAT_SECONDS"]
+        gap_seconds = self.config["STREAM_GAP_SECONDS"]
+        lifetime = self.config["STREAM_LIFETIME_SECONDS"] + random.uniform(0, self.config["STREAM_LIFETIME_JITTER_SECONDS"])
+        deadline = time.monotonic() + lifetime
+        yield OPEN
+        if self.backlog:
+            backlog, self.backlog = "".join(self.backlog), []
+            yield backlog
+        self._after_delivery()
+        next_beat = time.monotonic() + heartbeat
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                self.ended = LIFETIME
+                return
+            if self.gap_since is not None and now >= self.gap_since + gap_seconds:
+                self.ended = GAP
+                return
+            if now >= next_beat:
+                yield PING
+                self._refresh_presence()
+                next_beat = time.monotonic() + heartbeat
+                continue
+            wake = min(deadline, next_beat, self.gap_since + gap_seconds if self.gap_since is not None else deadline)
+            try:
+                first = self.subscription.get(wake - now)
+            except queue.Empty:
+                continue
+            text = self._consume([first, *self.subscription.drain(BATCH - 1)])
+            if text:
+                yield text
+            self._after_delivery()
+            if self.ended:
+                return
+
+    def _consume(self, payloads):
+        out = []
+        for payload in payloads:
+            if payload is None:
+                self.ended = self.subscription.ended
+                break
+            try:
+                message = parse_payload(payload)
+            except ValueError:
+                log.warning("ignoring a malformed stream payload %r", payload[:40])
+                continue
+            if isinstance(message, Ephemeral):
+                out.append(message.text)
+            elif isinstance(message, Durable):
+                out.append(self._durable(message))
+        return "".join(out)
+
+    def _durable(self, message):
+        seq = message.seq
+        if seq <= self.seen or seq in self.ahead:
+            return ""  # already sent (by the replay, or earlier out of order)
+        if registry.has_delivery_hooks(message.kind):
+            self.delivered.append(seq)
+        if seq != self.seen + 1:
+            self.ahead.add(seq)
+            if self.gap_since is None:
+                self.gap_since = time.monotonic()
+            return frame(message.body)
+        self.seen = seq
+        while self.seen + 1 in self.ahead:
+            self.ahead.discard(self.seen + 1)
+            self.seen += 1
+        self.gap_since = time.monotonic() if self.ahead else None
+        return frame(message.body, id=self.seen)
+
+    def _refresh_presence(self):
+        try:
+            self.realtime.presence.refresh(self.user_id, self.id)
+        except Exception as exc:
+            log.warning("presence unavailable: %s", exc)
+
+    def _after_delivery(self):
+        if not self.delivered:
+            return
+        seqs, self.delivered = self.delivered, []
+        with self._context():
+            registry.call_delivery_hooks(self.user_id, event_log.events_by_seq(self.user_id, seqs))
+
+    def _context(self):
+        return _HookContext(self.app, self.environ)
+
+    # Closing (call_on_close: always runs, even if the generator never started) ------------
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        self.realtime.hub.unregister(self.subscription)
+        reconnecting = self.ended in (LIFETIME, SLOW, HUB_DROPPED, GAP)  # the client comes right back
+        try:
+            offline = self.realtime.presence.close(self.user_id, self.id, reconnecting)
+        except Exception as exc:
+            log.warning("presence unavailable: %s", exc)
+            return
+        if offline:
+            with self._context():
+                registry.call_presence_hooks(self.user_id, False)
+
+
+class _HookContext:
+    """A fresh app context and a request context rebuilt from the stream's request, for hooks
+    that run after the view returned. Publishes what they committed; releases the session."""
+
+    def __init__(self, app, environ):
+        self.app_context = app.app_context()
+        self.request_context = app.request_context(environ)
+
+    def __enter__(self):
+        self.app_context.push()
+        self.request_context.push()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is not None:
+                log.error("realtime hook failed", exc_info=(exc_type, exc, tb))
+                db.session.rollback()
+            event_log.publish_committed()  # what the hooks committed, even if one failed later
+        finally:
+            db.session.remove()
+            self.request_context.pop()
+            self.app_context.pop()
+        return exc_type is not None and issubclass(exc_type, Exception)  # a hook never breaks the stream

@@ -1,0 +1,230 @@
+"""Buyer–seller chat in real browsers: live delivery, receipts, tabs, reconnects, typing, phones."""
+import re
+import secrets
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.browser import DEMO_SELLER, assert_fits_width, login, screenshot
+
+pytestmark = pytest.mark.e2e
+
+STREAM_UP = "document.querySelector('#sse')?._htmx?.sse?.status === 200"
+
+
+def sign_up(page, name):
+    """A fresh buyer per test, so the shared demo database never leaks state between tests."""
+    page.goto("/signup")
+    page.get_by_label("Your name").fill(name)
+    page.get_by_label("E-mail").fill(f"{name.split()[0].lower()}-{secrets.token_hex(4)}@example.test")
+    page.get_by_label("Password", exact=True).fill("long-enough-pw")
+    page.get_by_label("Repeat password").fill("long-enough-pw")
+    page.get_by_role("button", name="Sign up").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+
+
+def wait_for_stream(page, timeout=10.0):
+    """Until the page's stream is open. Polled from here: `wait_for_function` evaluates a string
+    inside the page, which the Content-Security-Policy (no 'unsafe-eval') rightly refuses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(STREAM_UP):
+        assert time.monotonic() < deadline, f"the stream of {page.url} did not open"
+        page.wait_for_timeout(100)
+
+
+def open_demo_sellers_listing(page):
+    """A listing of the demo seller, reached through search as a buyer would."""
+    page.goto("/search?q=banquet")
+    page.locator(".listing-card a").first.click()
+    expect(page).to_have_url(re.compile(r"/listings/\d+$"))
+    if DEMO_SELLER_SHOP not in page.locator("body").inner_text():
+        page.goto("/sellers/" + SELLER_ID[0])
+        page.locator(".listing-card a").first.click()
+
+
+DEMO_SELLER_SHOP = "Kumar Events"
+SELLER_ID = []
+
+
+def contact_seller(page, body):
+    page.get_by_label("Message").fill(body)
+    page.get_by_role("button", name="Send message").click()
+    expect(page).to_have_url(re.compile(r"/conversations/\d+$"))
+    return int(re.search(r"/conversations/(\d+)$", page.url).group(1))
+
+
+def send(page, cid, body):
+    composer = page.locator(f"#conv-{cid}-composer textarea")
+    composer.fill(body)
+    composer.press("Enter")
+    expect(page.locator(f"#conv-{cid}-messages .msg.mine").last).to_contain_text(body)
+    # The answer also brings a fresh composer (new client key); type the next one into that.
+    expect(page.locator(f"#conv-{cid}-composer textarea")).to_have_value("")
+
+
+@pytest.fixture
+def seller_page(new_context, guard):
+    # Moving from page to page cancels the old page's stream (net::ERR_ABORTED): expected here.
+    guard.allow_stream_cuts()
+    page = new_context().new_page()
+    login(page, DEMO_SELLER)
+    page.goto("/dashboard")
+    if not SELLER_ID:
+        href = page.get_by_role("link", name="Your public shop page").get_attribute("href")
+        SELLER_ID.append(href.rstrip("/").rsplit("/", 1)[1])
+    wait_for_stream(page)
+    return page
+
+
+def test_buyer_meets_seller_live(new_context, seller_page):
+    buyer = new_context().new_page()
+    sign_up(buyer, "Nisha Rao")
+    open_demo_sellers_listing(buyer)
+    screenshot(buyer, "listing-contact")
+    cid = contact_seller(buyer, "Hello! Is this free on 14 December for 150 guests?")
+    expect(buyer.locator(f"#conv-{cid}-receipt")).to_have_attribute("data-status", re.compile("sent|delivered"))
+
+    # The seller, already on the dashboard, sees the conversation and the badge without reloading.
+    row = seller_page.locator(f"#seller-inbox-list #inbox-row-{cid}")
+    expect(row).to_contain_text("Nisha Rao")
+    expect(row).to_contain_text("Is this free on 14 December")
+    expect(seller_page.locator("#unread-badge")).not_to_have_text("")
+    screenshot(seller_page, "dashboard-inbox")
+    # The seller's stream received it: the buyer's receipt says delivered.
+    expect(buyer.locator(f"#conv-{cid}-receipt")).to_have_attribute("data-status", "delivered")
+
+    row.get_by_role("link").click()
+    expect(seller_page).to_have_url(re.compile(f"/conversations/{cid}$"))
+    expect(buyer.locator(f"#conv-{cid}-receipt")).to_contain_text("Seen")
+    wait_for_stream(seller_page)
+    send(seller_page, cid, "Yes, it is! Shall I hold the date for you?")
+    expect(buyer.locator(f"#conv-{cid}-messages .msg.theirs")).to_contain_text("Shall I hold the date")
+    expect(seller_page.locator(f"#conv-{cid}-receipt")).to_contain_text("Seen")
+    screenshot(buyer, "conversation")
+
+
+def test_two_tabs_of_one_person_agree(new_context, seller_page):
+    context = new_context()
+    first = context.new_page()
+    sign_up(first, "Kabir Shah")
+    open_demo_sellers_listing(first)
+    cid = contact_seller(first, "Hi, two tabs here")
+    second = context.new_page()
+    second.goto(f"/conversations/{cid}")
+    wait_for_stream(first)
+    wait_for_stream(second)
+    send(first, cid, "sent from the first tab")
+    expect(second.locator(f"#conv-{cid}-messages .msg.mine")).to_have_count(2)
+    expect(second.locator(f"#conv-{cid}-messages")).to_contain_text("sent from the first tab")
+    # The seller replies; both tabs show it, and being open and visible, both read it.
+    seller_page.goto(f"/conversations/{cid}")
+    wait_for_stream(seller_page)
+    send(seller_page, cid, "reply for both tabs")
+    for page in (first, second):
+        expect(page.locator(f"#conv-{cid}-messages .msg.theirs")).to_contain_text("reply for both tabs")
+        expect(page.locator("#unread-badge")).to_have_text("")
+
+
+def test_messages_sent_while_a_tab_was_hidden_arrive_once_in_order(new_context, seller_page):
+    buyer = new_context().new_page()
+    sign_up(buyer, "Farah Ali")
+    open_demo_sellers_listing(buyer)
+    cid = contact_seller(buyer, "Reconnect test")
+    wait_for_stream(buyer)
+    seller_page.goto(f"/conversations/{cid}")
+    wait_for_stream(seller_page)
+    # Hide the buyer's tab: htmx 4 cancels the stream (pauseOnBackground).
+    buyer.evaluate("Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+                   "Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});"
+                   "document.dispatchEvent(new Event('visibilitychange'))")
+    buyer.wait_for_timeout(300)  # the extension cancels its reader on visibilitychange
+    for i in range(1, 4):
+        send(seller_page, cid, f"while hidden {i}")
+    with buyer.expect_request(lambda r: "/events" in r.url and r.headers.get("last-event-id")):
+        buyer.evaluate("Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
+                       "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
+                       "document.dispatchEvent(new Event('visibilitychange'))")
+    theirs = buyer.locator(f"#conv-{cid}-messages .msg.theirs .msg-body")
+    expect(theirs).to_have_text(["while hidden 1", "while hidden 2", "while hidden 3"])
+
+
+def test_messages_sent_while_the_server_restarts_arrive_once_in_order(new_context, seller_page, restart_server, guard):
+    guard.allow_stream_cuts()
+    guard.allow("console", text_contains="htmx:sse:error")  # the cut the restart makes
+    buyer = new_context().new_page()
+    sign_up(buyer, "Dev Malhotra")
+    open_demo_sellers_listing(buyer)
+    cid = contact_seller(buyer, "Restart test")
+    wait_for_stream(buyer)
+    restart_server(crash=True)
+    seller_page.goto(f"/conversations/{cid}")
+    wait_for_stream(seller_page)
+    for i in range(1, 4):
+        send(seller_page, cid, f"after the restart {i}")
+    theirs = buyer.locator(f"#conv-{cid}-messages .msg.theirs .msg-body")
+    expect(theirs).to_have_text(["after the restart 1", "after the restart 2", "after the restart 3"], timeout=30000)
+
+
+def test_typing_shows_and_goes_away_on_its_own(new_context, seller_page):
+    buyer = new_context().new_page()
+    sign_up(buyer, "Ira Sen")
+    open_demo_sellers_listing(buyer)
+    cid = contact_seller(buyer, "Typing test")
+    seller_page.goto(f"/conversations/{cid}")
+    wait_for_stream(seller_page)
+    wait_for_stream(buyer)
+    buyer.locator(f"#conv-{cid}-composer textarea").press_sequentially("Let me think", delay=30)
+    typing = seller_page.locator(f"#conv-{cid}-typing")
+    expect(typing).to_have_text("Ira is typing…")
+    expect(typing).to_be_visible()
+    expect(typing).to_be_hidden(timeout=9000)
+
+
+def test_shift_enter_makes_a_newline_and_enter_sends(new_context, seller_page):
+    buyer = new_context().new_page()
+    sign_up(buyer, "Om Prakash")
+    open_demo_sellers_listing(buyer)
+    cid = contact_seller(buyer, "Keyboard test")
+    box = buyer.locator(f"#conv-{cid}-composer textarea")
+    box.press_sequentially("line one")
+    box.press("Shift+Enter")
+    box.press_sequentially("line two")
+    expect(buyer.locator(f"#conv-{cid}-messages .msg")).to_have_count(1)
+    box.press("Enter")
+    expect(buyer.locator(f"#conv-{cid}-messages .msg.mine .msg-body").last).to_have_text("line one\nline two")
+    expect(buyer.locator(f"#conv-{cid}-composer textarea")).to_have_value("")
+
+
+def test_chat_works_without_javascript(new_context):
+    page = new_context(java_script_enabled=False).new_page()
+    sign_up(page, "Tara Joshi")
+    page.goto("/search?q=banquet")
+    page.locator(".listing-card a").first.click()
+    cid = contact_seller(page, "No JavaScript here")
+    expect(page.locator(f"#conv-{cid}-messages")).to_contain_text("No JavaScript here")
+    page.locator(f"#conv-{cid}-composer textarea").fill("A second message, full page load")
+    page.get_by_role("button", name="Send", exact=True).click()
+    expect(page).to_have_url(re.compile(f"/conversations/{cid}$"))
+    expect(page.locator(f"#conv-{cid}-messages .msg")).to_have_count(2)
+    page.goto("/inbox")
+    expect(page.locator(f"#inbox-row-{cid}")).to_contain_text("A second message")
+
+
+def test_inbox_and_conversation_fit_a_phone(new_context, seller_page):
+    page = new_context("phone").new_page()
+    sign_up(page, "Maya Iyer")
+    open_demo_sellers_listing(page)
+    cid = contact_seller(page, "From my phone")
+    for i in range(12):
+        send(page, cid, f"phone message {i}")
+    assert_fits_width(page)
+    box = page.locator(f"#conv-{cid}-composer textarea")
+    expect(box).to_be_in_viewport()
+    expect(page.get_by_role("button", name="Send", exact=True)).to_be_in_viewport()
+    expect(page.locator(f"#conv-{cid}-messages .msg").last).to_be_in_viewport()
+    screenshot(page, "conversation-phone")
+    page.goto("/inbox")
+    assert_fits_width(page)
+    expect(page.locator(f"#inbox-row-{cid}")).to_be_in_viewport()
+    screenshot(page, "inbox-phone")

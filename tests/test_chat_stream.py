@@ -1,0 +1,123 @@
+"""Chat over the live stream: who gets which event, replay, receipts, typing — on both brokers."""
+import pytest
+
+from rentpe.chat.models import Participant
+from rentpe.extensions import db
+from tests.chat_helpers import contact, conversation_id_from, messages_in
+from tests.stream_helpers import Stream, broker, broker_overrides  # noqa: F401 (fixture)
+
+
+@pytest.fixture
+def app_overrides(broker):
+    return broker_overrides(broker)
+
+
+@pytest.fixture
+def people(make_client, buyer, seller, make_user):
+    clients = {}
+    for name, user in (("buyer", buyer), ("seller", seller), ("stranger", make_user(display_name="Stranger"))):
+        clients[name] = make_client()
+        clients[name].login(user)
+    return clients
+
+
+def send(client, cid, body, key):
+    response = client.post(f"/conversations/{cid}/messages", {"body": body, "client_key": key}, htmx=True)
+    assert response.status_code == 200
+    return response
+
+
+def test_a_new_conversation_reaches_the_seller_stranger_sees_nothing(people, listing):
+    seller_stream = Stream(people["seller"])
+    stranger_stream = Stream(people["stranger"])
+    assert seller_stream.contains(": open")
+    cid = conversation_id_from(contact(people["buyer"], listing, "Is the hall free on 12 Dec?"))
+    assert seller_stream.contains("Is the hall free on 12 Dec?")
+    seller_stream.read_until(lambda s: any(e["id"] for e in s.events() if "12 Dec" in e["data"]))
+    [message_event] = [e for e in seller_stream.events() if e["id"] and f"conv-{cid}-messages" in e["data"]]
+    assert message_event["data"].count("Is the hall free on 12 Dec?") == 1
+    assert 'id="unread-badge"' in message_event["data"]
+    assert any(f'id="inbox-row-{cid}"' in e["data"] and e["id"] is None for e in seller_stream.events())
+    stranger_stream.read_for(0.3)
+    assert "12 Dec" not in stranger_stream.text and f"conv-{cid}" not in stranger_stream.text
+    assert f"inbox-row-{cid}" not in stranger_stream.text
+    for s in (seller_stream, stranger_stream):
+        s.close()
+
+
+def test_the_senders_other_tabs_get_their_own_message(people, listing, make_client, buyer):
+    cid = conversation_id_from(contact(people["buyer"], listing, "first"))
+    other_tab = make_client()
+    other_tab.login(buyer)
+    stream = Stream(other_tab, f"/events?after={_last_seq(buyer.id)}")
+    send(people["buyer"], cid, "from my phone", "tab-key-000001")
+    assert stream.contains("from my phone")
+    assert 'class="msg mine"' in stream.text
+    stream.close()
+
+
+def test_offline_messages_replay_in_order_after_last_event_id(people, listing, seller):
+    cid = conversation_id_from(contact(people["buyer"], listing, "one"))
+    send(people["buyer"], cid, "two", "replay-key-002")
+    send(people["buyer"], cid, "three", "replay-key-003")
+    stream = Stream(people["seller"], "/events?after=0")
+    assert stream.contains("three")
+    with_ids = "".join(e["data"] for e in stream.events() if e["id"])
+    positions = [with_ids.find(f'class="msg-body">{b}<') for b in ("one", "two", "three")]
+    assert -1 not in positions and positions == sorted(positions)
+    first_id = stream.ids()[0]
+    stream.close()
+    resumed = Stream(people["seller"], headers={"Last-Event-ID": str(first_id)})
+    assert resumed.contains("three")
+    assert 'class="msg-body">one<' not in resumed.text and 'class="msg-body">two<' in resumed.text
+    resumed.close()
+
+
+def test_delivery_to_a_stream_turns_the_senders_receipt_to_delivered(people, listing, seller, buyer):
+    cid = conversation_id_from(contact(people["buyer"], listing, "ping"))
+    buyer_stream = Stream(people["buyer"], f"/events?after={_last_seq(buyer.id)}")
+    seller_stream = Stream(people["seller"], "/events?after=0")
+    assert seller_stream.contains("ping")
+    seller_stream.read_for(0.3)  # the hook runs once the write is done: let the generator go on
+    assert buyer_stream.contains('data-status="delivered"')
+    [message] = messages_in(cid)
+    assert db.session.get(Participant, (cid, seller.id)).delivered_message_id == message.id
+    for s in (buyer_stream, seller_stream):
+        s.close()
+
+
+def test_seen_reaches_the_sender_live(people, listing, seller, buyer):
+    cid = conversation_id_from(contact(people["buyer"], listing, "hello"))
+    buyer_stream = Stream(people["buyer"], f"/events?after={_last_seq(buyer.id)}")
+    [message] = messages_in(cid)
+    people["seller"].post(f"/conversations/{cid}/read", {"up_to": str(message.id)})
+    assert buyer_stream.contains('data-status="seen"')
+    buyer_stream.close()
+
+
+def test_typing_is_ephemeral_and_only_for_the_other_side(people, listing, buyer, seller):
+    cid = conversation_id_from(contact(people["buyer"], listing, "hello"))
+    seller_stream = Stream(people["seller"], f"/events?after={_last_seq(seller.id)}")
+    buyer_stream = Stream(people["buyer"], f"/events?after={_last_seq(buyer.id)}")
+    assert seller_stream.contains(": open") and buyer_stream.contains(": open")
+    assert people["buyer"].post(f"/conversations/{cid}/typing").status_code == 204
+    assert seller_stream.contains("is typing")
+    [typing] = [e for e in seller_stream.events() if "is typing" in e["data"]]
+    assert typing["id"] is None and f'id="conv-{cid}-typing"' in typing["data"]
+    buyer_stream.read_for(0.3)
+    assert "is typing" not in buyer_stream.text
+    for s in (seller_stream, buyer_stream):
+        s.close()
+
+
+def test_the_badge_is_sent_on_every_stream_open(people, listing):
+    contact(people["buyer"], listing, "hello")
+    stream = Stream(people["seller"], "/events?after=999999")
+    assert stream.contains('id="unread-badge"')
+    stream.close()
+
+
+def _last_seq(user_id):
+    from rentpe import realtime
+
+    return realtime.last_seq(user_id)

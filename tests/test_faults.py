@@ -1,0 +1,56 @@
+"""Faults under load, end to end: gunicorn (2 gevent workers) on PostgreSQL and a redis-server of
+this test's own, driven by the bench load generator over HTTP. Whatever breaks, every message
+reaches its recipient's stream once, in its conversation's order (bench/faults.py has the
+scenarios; bench/README.md the long runs)."""
+import pytest
+
+from bench.faults import Setup, intact, run_scenario
+
+pytestmark = pytest.mark.slow
+
+STREAMS, RATE, DURATION = 40, 10, 6
+
+
+@pytest.fixture(scope="module")
+def setup():
+    setup = Setup(STREAMS)
+    yield setup
+    setup.close()
+
+
+def run(setup, name):
+    report = run_scenario(setup, name, STREAMS, RATE, DURATION)
+    assert report["sent"] >= RATE * DURATION, report
+    assert intact(report), report
+    return report
+
+
+def test_a_worker_killed_with_streams_open_loses_nothing(setup):
+    report = run(setup, "kill-worker")
+    assert report["reconnects"] > 0  # its streams came back (to the survivor or the new worker)
+
+
+def test_redis_restarted_mid_load_loses_nothing(setup):
+    report = run(setup, "restart-redis")
+    assert report["reconnects"] >= STREAMS  # every hub ended every stream; each replayed
+
+
+def test_redis_down_while_sending_stores_and_acks_and_delivers_later(setup):
+    report = run(setup, "redis-down")
+    assert report["post_errors"] == {}  # every send answered 200 with its own message
+    assert report["stream_errors"].get("503", 0) > 0  # reconnects refused until Redis was back
+
+
+def test_streams_cut_mid_frame_resume_without_gaps_or_repeats(setup):
+    report = run(setup, "cut-streams")
+    assert report["cuts"] > STREAMS
+
+
+def test_a_message_between_page_render_and_stream_connect_is_replayed(setup):
+    report = run(setup, "race")
+    assert report["sent"] == RATE * DURATION + STREAMS // 2
+
+
+def test_duplicate_submits_store_and_deliver_one_message(setup):
+    report = run(setup, "duplicate-submits")
+    assert report["post_errors"] == {}  # both copies answered with the same message

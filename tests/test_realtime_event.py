@@ -1,0 +1,80 @@
+"""The SSE wire format: whatever the HTML holds, it travels as one message and arrives intact."""
+import pytest
+
+from rentpe.realtime.event import (
+    END, Durable, Ephemeral, End, data_lines, durable_payload, ephemeral_payload, frame, html_frame, parse_payload,
+)
+from tests.conftest import EventStream
+
+
+class _Response:
+    """Just enough of a streamed response for EventStream to parse fixed text."""
+
+    status_code = 200
+    headers = {}
+
+    def __init__(self, text):
+        self.text = text
+
+    def iter_encoded(self):
+        yield self.text.encode()
+
+    def close(self):
+        pass
+
+
+def parse(text):
+    stream = EventStream(_Response(text))
+    return stream.read_to_end()
+
+
+def test_every_line_of_the_html_gets_its_own_data_prefix():
+    assert html_frame('<li id="m-1">\n  hi\n</li>', id=7) == 'data: <li id="m-1">\ndata:   hi\ndata: </li>\nid: 7\n\n'
+
+
+def test_several_parts_become_several_frames_and_only_the_last_carries_the_id():
+    text = html_frame(["<p>rows</p>", "<p>message</p>"], id=8)
+    assert text == "data: <p>rows</p>\n\ndata: <p>message</p>\nid: 8\n\n"
+    assert parse(text) == [{"id": None, "event": None, "data": "<p>rows</p>"},
+                           {"id": "8", "event": None, "data": "<p>message</p>"}]
+
+
+@pytest.mark.parametrize("hostile", [
+    "<p>a</p>\n\ndata: <p>injected</p>\n\nid: 99",
+    "<p>a</p>\r\rid: 99\r\revent: resync\r\r",
+    "<p>a</p>\r\n\r\ndata: x\r\n",
+    "<p>a\0b</p>\n\n",
+    "\n\n\n",
+])
+def test_hostile_html_stays_one_message_with_its_own_id(hostile):
+    messages = parse(html_frame(hostile, id=5) + html_frame("<p>next</p>", id=6))
+    assert [(m["id"], m["event"]) for m in messages] == [("5", None), ("6", None)]
+    expected = hostile.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    assert messages[0]["data"] == expected
+    assert messages[1]["data"] == "<p>next</p>"
+
+
+def test_ephemeral_frames_have_no_id_and_named_events_their_name():
+    assert html_frame("<i>typing</i>") == "data: <i>typing</i>\n\n"
+    assert parse(html_frame("<i>typing</i>", event="typing")) == [{"id": None, "event": "typing", "data": "<i>typing</i>"}]
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x\ny", "resync\n\ndata: x", "1abc", "é"])
+def test_event_names_that_could_break_the_frame_are_refused(name):
+    with pytest.raises(ValueError):
+        frame("", event=name)
+
+
+def test_an_event_that_renders_nothing_still_moves_the_cursor():
+    assert frame(data_lines(None), id=9) == "id: 9\n\n"
+    assert parse("id: 9\n\n") == [{"id": "9", "event": None, "data": None}]
+    assert frame(data_lines(None)) == ""
+
+
+def test_broker_payloads_round_trip():
+    body = data_lines("<p>x</p>\n<p>y</p>")
+    assert parse_payload(durable_payload(12, "chat.message", body)) == Durable(12, "chat.message", body)
+    assert parse_payload(ephemeral_payload(html_frame("<i>…</i>"))) == Ephemeral("data: <i>…</i>\n\n")
+    assert isinstance(parse_payload(END), End)
+    with pytest.raises(ValueError):
+        parse_payload(b"abc\ndata: x")

@@ -1,0 +1,97 @@
+"""The event log: one row per recipient, with a per-user seq that has no gaps and follows commit
+order, even with many writers at once."""
+import re
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from rentpe import realtime
+from rentpe.extensions import db
+from rentpe.realtime.models import StreamEvent
+
+NOTE = re.compile(r'id="note-([^"]+)"')
+
+
+@pytest.fixture
+def app_overrides(realtime_overrides):
+    return realtime_overrides
+
+
+@pytest.fixture(autouse=True)
+def notes(live):
+    realtime.register_renderer("test.note", lambda e: f'<div id="note-{e.data["n"]}">…</div>')
+
+
+def seqs(user):
+    return list(db.session.scalars(select(StreamEvent.seq).where(StreamEvent.user_id == user.id).order_by(StreamEvent.seq)))
+
+
+def test_record_writes_one_row_per_recipient_with_their_next_seq(buyer, seller, moderator):
+    realtime.record([seller.id], "test.note", {"n": 1})
+    events = realtime.record([moderator.id, buyer.id, seller.id, buyer.id], "test.note", {"n": 2})
+    db.session.commit()
+    assert [(e.user_id, e.seq) for e in events] == sorted([(buyer.id, 1), (seller.id, 2), (moderator.id, 1)])
+    assert seqs(seller) == [1, 2] and seqs(buyer) == [1]
+    row = db.session.get(StreamEvent, (buyer.id, 1))
+    assert (row.kind, row.data) == ("test.note", {"n": 2})
+    assert realtime.last_seq(seller.id) == 2
+    assert realtime.last_seq(10**6) == 0
+
+
+def test_a_rolled_back_event_leaves_no_gap(buyer):
+    realtime.record([buyer.id], "test.note", {"n": "gone"})
+    db.session.rollback()
+    realtime.record([buyer.id], "test.note", {"n": "kept"})
+    db.session.commit()
+    assert seqs(buyer) == [1]
+    assert db.session.get(StreamEvent, (buyer.id, 1)).data == {"n": "kept"}
+
+
+@pytest.mark.parametrize("kind", ["", "x" * 41, "has space", "new\nline"])
+def test_kinds_that_cannot_travel_are_refused(buyer, kind):
+    with pytest.raises(ValueError):
+        realtime.record([buyer.id], kind, {})
+
+
+def test_concurrent_writers_get_gap_free_seqs_delivered_in_order(app, buyer, seller, client, open_stream):
+    """Four writers, each in its own thread and app context, commit for the same two users at
+    once. Each user's seqs are 1..N, and a stream open throughout shows every event exactly once
+    with an `id:` that only moves forward."""
+    writers, rounds = 4, 10
+    total = writers * rounds
+    client.login(buyer)
+    stream = open_stream(client, after=0)
+    users = [buyer.id, seller.id]
+    start = threading.Barrier(writers)
+    failures = []
+
+    def write(w):
+        try:
+            with app.app_context():
+                start.wait()
+                for r in range(rounds):
+                    realtime.record(users, "test.note", {"n": f"{w}-{r}"})
+                    db.session.commit()
+                    realtime.publish_committed()
+        except Exception as exc:  # reported below, with the thread's exception
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert seqs(buyer) == list(range(1, total + 1)) and seqs(seller) == list(range(1, total + 1))
+
+    messages = stream.read_until(lambda m: m.get("id") == str(total), timeout=10)
+    shown = [n for m in messages if m.get("data") for n in NOTE.findall(m["data"])]
+    assert sorted(shown) == sorted(f"{w}-{r}" for w in range(writers) for r in range(rounds))
+    ids = [int(m["id"]) for m in messages if m.get("id")]
+    assert ids == sorted(set(ids)) and ids[-1] == total
+    # Each writer's own events were committed, and so numbered, in its order.
+    by_seq = {e.seq: e.data["n"] for e in db.session.scalars(select(StreamEvent).where(StreamEvent.user_id == buyer.id))}
+    for w in range(writers):
+        mine = [seq for seq, n in sorted(by_seq.items()) if n.startswith(f"{w}-")]
+        assert [by_seq[s] for s in mine] == [f"{w}-{r}" for r in range(rounds)]

@@ -1,0 +1,78 @@
+"""Presence: online while a stream is open, offline when the last one closes or stops refreshing."""
+import time
+from datetime import timedelta
+
+import pytest
+from flask import has_app_context, request
+
+from rentpe import realtime
+from rentpe.models_base import utcnow
+
+
+@pytest.fixture
+def app_overrides(realtime_overrides):
+    return realtime_overrides
+
+
+@pytest.fixture
+def transitions(live):
+    calls = []
+    realtime.register_presence_hook(lambda user_id, online: calls.append((user_id, online, has_app_context() and request.path)))
+    return calls
+
+
+@pytest.fixture
+def buyer_client(client, buyer):
+    client.login(buyer)
+    return client
+
+
+def test_online_from_the_first_open_to_the_last_close(buyer, seller, buyer_client, open_stream, transitions):
+    assert realtime.presence.online([buyer.id, seller.id]) == set()
+    assert realtime.presence.last_seen(buyer.id) is None
+    tab1 = open_stream(buyer_client)
+    tab2 = open_stream(buyer_client)
+    assert realtime.presence.online([buyer.id, seller.id]) == {buyer.id}
+    tab1.close()
+    assert realtime.presence.online([buyer.id]) == {buyer.id}
+    assert transitions == [(buyer.id, True, "/events")]
+    tab2.close()
+    assert realtime.presence.online([buyer.id]) == set()
+    assert transitions == [(buyer.id, True, "/events"), (buyer.id, False, "/events")]
+    assert utcnow() - realtime.presence.last_seen(buyer.id) < timedelta(seconds=5)
+
+
+def test_a_stream_that_stops_refreshing_expires(app, buyer, buyer_client, open_stream):
+    """A crashed worker never closes its streams: their entries expire on their own."""
+    app.config["PRESENCE_TTL_SECONDS"] = 0.3
+    open_stream(buyer_client)  # opened, then never read again: no heartbeat refreshes it
+    assert realtime.presence.online([buyer.id]) == {buyer.id}
+    time.sleep(0.4)
+    assert realtime.presence.online([buyer.id]) == set()
+
+
+def test_a_live_stream_refreshes_its_presence_on_every_heartbeat(app, buyer, buyer_client, open_stream):
+    app.config["PRESENCE_TTL_SECONDS"] = 0.3
+    stream = open_stream(buyer_client)
+    stream.quiet_for(0.6)
+    assert realtime.presence.online([buyer.id]) == {buyer.id}
+
+
+def test_a_stream_ended_by_the_server_does_not_flap_presence(app, buyer, buyer_client, open_stream, transitions):
+    app.config["STREAM_LIFETIME_SECONDS"] = 0.2
+    open_stream(buyer_client).read_to_end()
+    assert realtime.presence.online([buyer.id]) == {buyer.id}  # its client is about to reconnect
+    app.config["STREAM_LIFETIME_SECONDS"] = 5
+    reconnected = open_stream(buyer_client)
+    assert transitions == [(buyer.id, True, "/events")]
+    reconnected.close()
+    assert transitions == [(buyer.id, True, "/events"), (buyer.id, False, "/events")]
+    assert realtime.presence.online([buyer.id]) == set()
+
+
+def test_a_client_that_does_not_come_back_goes_offline_after_the_grace(app, buyer, buyer_client, open_stream):
+    app.config["STREAM_LIFETIME_SECONDS"] = 0.2
+    app.config["PRESENCE_GRACE_SECONDS"] = 0.2
+    open_stream(buyer_client).read_to_end()
+    time.sleep(0.3)
+    assert realtime.presence.online([buyer.id]) == set()

@@ -1,0 +1,142 @@
+"""The Redis broker: one pub/sub connection per process, several workers, Redis failures."""
+import logging
+import os
+import re
+import time
+
+import pytest
+import redis
+
+from rentpe import create_app, realtime
+from rentpe.extensions import db
+from tests.conftest import REDIS_TEST_URL, Client
+
+pytestmark = pytest.mark.parametrize("broker", ["redis"], indirect=True)
+
+NOTE = re.compile(r'id="note-([^"]+)"')
+UNREACHABLE = "redis://127.0.0.1:1/0"
+
+
+@pytest.fixture
+def app_overrides(realtime_overrides):
+    return realtime_overrides
+
+
+@pytest.fixture(autouse=True)
+def notes(live):
+    realtime.register_renderer("test.note", lambda e: f'<div id="note-{e.data["n"]}">…</div>')
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def worker(app):
+    """`worker(**settings)`: another process's app on the same database and Redis."""
+    made = []
+
+    def make(**settings):
+        other = create_app({**app.config, **settings})
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        realtime.shutdown(other)
+        with other.app_context():
+            db.engine.dispose()
+
+
+def note(users, n):
+    realtime.record([u.id for u in users], "test.note", {"n": n})
+    db.session.commit()
+    realtime.publish_committed()
+
+
+def shown(messages):
+    return [n for m in messages if m.get("data") for n in NOTE.findall(m["data"])]
+
+
+def hub_connections(app, redis_client):
+    name = f"{app.config['REALTIME_CHANNEL_PREFIX']}hub:{os.getpid()}"
+    return [c for c in redis_client.client_list() if c.get("name") == name]
+
+
+def subscribed_channels(app, redis_client):
+    prefix = app.config["REALTIME_CHANNEL_PREFIX"]
+    return sorted(c.decode()[len(prefix):] for c in redis_client.pubsub_channels(f"{prefix}*"))
+
+
+def eventually(check, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_one_connection_per_process_and_one_subscription_per_user(app, buyer, seller, client, make_client,
+                                                                   open_stream, redis_client):
+    client.login(buyer)
+    seller_client = make_client()
+    seller_client.login(seller)
+    tabs = [open_stream(client), open_stream(client), open_stream(seller_client)]
+    assert len(hub_connections(app, redis_client)) == 1
+    assert subscribed_channels(app, redis_client) == sorted([f"u:{buyer.id}", f"u:{seller.id}"])
+    tabs[0].close()
+    tabs[1].close()
+    eventually(lambda: subscribed_channels(app, redis_client) == [f"u:{seller.id}"])
+    tabs[2].close()
+    eventually(lambda: subscribed_channels(app, redis_client) == [])
+    assert len(hub_connections(app, redis_client)) == 1
+
+
+def test_a_dropped_hub_connection_ends_every_stream_and_nothing_is_lost(app, buyer, client, open_stream, redis_client):
+    client.login(buyer)
+    stream = open_stream(client, after=0)
+    note([buyer], "before")
+    assert [m["id"] for m in stream.messages(1)] == ["1"]
+    for connection in hub_connections(app, redis_client):
+        redis_client.client_kill_filter(_id=connection["id"])
+    note([buyer], "during")  # published while the hub reconnects: gone from pub/sub
+    stream.read_to_end()
+    assert stream.ended
+    again = open_stream(client, after=0, last_event_id=1)
+    assert shown(again.messages(1)) == ["during"]
+    note([buyer], "after")
+    assert shown(again.messages(1)) == ["after"]
+
+
+def test_events_and_end_streams_reach_streams_on_other_workers(buyer, client, open_stream, worker):
+    client.login(buyer)
+    stream = open_stream(client, after=0)
+    other = worker()
+    with other.app_context():
+        note([buyer], "from-another-worker")
+        assert realtime.presence.online([buyer.id]) == {buyer.id}
+    assert shown(stream.messages(1)) == ["from-another-worker"]
+    with other.app_context():
+        realtime.end_streams(buyer.id)
+    stream.read_to_end()
+    assert stream.ended
+
+
+def test_a_publish_while_redis_is_down_is_logged_and_replayed_later(buyer, client, open_stream, worker, caplog):
+    cut_off = worker(REDIS_URL=UNREACHABLE)
+    with cut_off.app_context(), caplog.at_level(logging.WARNING, logger="rentpe.realtime"):
+        note([buyer], "while-down")
+    assert "could not publish 1 stream event(s)" in caplog.text
+    client.login(buyer)
+    assert shown(open_stream(client, after=0).messages(1)) == ["while-down"]
+
+
+def test_a_stream_answers_503_when_redis_is_unreachable(buyer, worker):
+    cut_off = worker(REDIS_URL=UNREACHABLE, REALTIME_SUBSCRIBE_TIMEOUT_SECONDS=0.3)
+    client = Client(cut_off)
+    client.login(buyer)
+    response = client.get("/events")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"

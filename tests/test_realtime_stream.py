@@ -1,0 +1,344 @@
+"""GET /events: replay from SQL, then live, with nothing lost and nothing shown twice.
+
+Every test runs against both brokers (in-process, Redis) and both databases. Events are of a
+test-only kind, "test.note", rendered as `<div id="note-N">`.
+"""
+import re
+import threading
+import time
+
+import pytest
+from flask import render_template_string, request
+from flask_login import current_user
+
+from rentpe import realtime
+from rentpe.extensions import db
+
+NOTE = re.compile(r'id="note-([^"]+)"')
+
+
+@pytest.fixture
+def app_overrides(realtime_overrides):
+    return realtime_overrides
+
+
+@pytest.fixture(autouse=True)
+def notes(live):
+    realtime.register_renderer("test.note", lambda e: f'<div id="note-{e.data["n"]}" hx-swap-oob="true">for {e.user_id}</div>')
+
+
+def note(users, n, publish=True):
+    """Records note `n` for `users` in the test's own transaction, commits, publishes."""
+    realtime.record([u.id for u in users], "test.note", {"n": n})
+    db.session.commit()
+    if publish:
+        realtime.publish_committed()
+
+
+def shown(messages):
+    """(id, note) for each message that carries a note."""
+    return [(m["id"], n) for m in messages if m.get("data") for n in NOTE.findall(m["data"])]
+
+
+@pytest.fixture
+def buyer_client(client, buyer):
+    client.login(buyer)
+    return client
+
+
+def test_logged_out_gets_401_not_a_redirect(client, open_stream):
+    stream = open_stream(client)
+    assert stream.status_code == 401
+
+
+def test_first_bytes_arrive_at_once_with_stream_headers(app, buyer_client, open_stream):
+    app.config["STREAM_HEARTBEAT_SECONDS"] = 30
+    started = time.monotonic()
+    stream = open_stream(buyer_client)
+    assert stream.next() == {"comment": "open"}
+    assert time.monotonic() - started < 1
+    assert stream.headers["Content-Type"].startswith("text/event-stream")
+    assert stream.headers["Cache-Control"] == "no-cache"
+    assert stream.headers["X-Accel-Buffering"] == "no"
+
+
+def test_replays_after_the_page_cursor_then_goes_live(buyer, buyer_client, open_stream):
+    for n in (1, 2, 3):
+        note([buyer], n)
+    stream = open_stream(buyer_client, after=1)
+    assert shown(stream.messages(2)) == [("2", "2"), ("3", "3")]
+    note([buyer], 4)
+    assert shown(stream.messages(1)) == [("4", "4")]
+
+
+def test_a_reconnect_resumes_after_last_event_id_without_duplicates(buyer, buyer_client, open_stream):
+    note([buyer], 1)
+    note([buyer], 2)
+    first = open_stream(buyer_client, after=0)
+    assert shown(first.messages(2)) == [("1", "1"), ("2", "2")]
+    first.close()
+    note([buyer], 3)
+    # The browser keeps the page's ?after=0 in the URL and sends the id it last received.
+    again = open_stream(buyer_client, after=0, last_event_id=2)
+    assert shown(again.messages(1)) == [("3", "3")]
+    note([buyer], 4)
+    assert shown(again.messages(1)) == [("4", "4")]
+
+
+def test_an_event_committed_while_the_stream_replays_is_not_lost(app, buyer, buyer_client, open_stream):
+    """The race the hub registration closes: a writer commits and publishes after the replay
+    query ran but before the stream went live."""
+    def concurrent_writer():
+        with app.app_context():
+            note([db.session.get(type(buyer), buyer.id)], "during-replay")
+
+    def render_and_race(event):
+        if request.path == "/events" and not render_and_race.raced:
+            render_and_race.raced = True
+            writer = threading.Thread(target=concurrent_writer)
+            writer.start()
+            writer.join()
+        return f'<div id="note-{event.data["n"]}">…</div>'
+
+    render_and_race.raced = False
+    realtime.register_renderer("test.race", render_and_race)
+    realtime.record([buyer.id], "test.race", {"n": "replayed"})
+    db.session.commit()
+    stream = open_stream(buyer_client, after=0)
+    assert render_and_race.raced
+    assert shown(stream.messages(2)) == [("1", "replayed"), ("2", "during-replay")]
+
+
+def test_an_event_both_replayed_and_published_late_is_shown_once(buyer, buyer_client, open_stream):
+    note([buyer], 1, publish=False)  # committed before the stream opened, published after
+    stream = open_stream(buyer_client, after=0)
+    assert shown(stream.messages(1)) == [("1", "1")]
+    realtime.publish_committed()
+    note([buyer], 2)
+    assert shown(stream.messages(1)) == [("2", "2")]
+
+
+def test_nothing_is_published_before_commit_or_after_rollback(buyer, buyer_client, open_stream):
+    stream = open_stream(buyer_client, after=0)
+    realtime.record([buyer.id], "test.note", {"n": "rolled-back"})
+    realtime.publish_committed()
+    db.session.rollback()
+    realtime.publish_committed()
+    db.session.begin_nested()
+    realtime.record([buyer.id], "test.note", {"n": "savepoint-rolled-back"})
+    db.session.rollback()
+    realtime.record([buyer.id], "test.note", {"n": "kept"})
+    db.session.commit()
+    realtime.publish_committed()
+    assert shown(stream.read_until(lambda m: m.get("id"))) == [("1", "kept")]
+    assert realtime.last_seq(buyer.id) == 1
+
+
+def test_an_event_whose_session_closed_without_commit_is_never_published(buyer, buyer_client, open_stream):
+    stream = open_stream(buyer_client, after=0)
+    realtime.record([buyer.id], "test.note", {"n": "abandoned"})
+    db.session.close()
+    note([buyer], "committed")
+    assert shown(stream.read_until(lambda m: m.get("id"))) == [("1", "committed")]
+
+
+def test_live_events_published_out_of_order_keep_the_cursor_honest(app, buyer, buyer_client, open_stream):
+    stream = open_stream(buyer_client, after=0)
+    with app.app_context():  # writer A commits seq 1 …
+        realtime.record([buyer.id], "test.note", {"n": "a"})
+        db.session.commit()
+        with app.app_context():  # … writer B commits seq 2 and publishes first
+            realtime.record([buyer.id], "test.note", {"n": "b"})
+            db.session.commit()
+            realtime.publish_committed()
+        realtime.publish_committed()
+    # b is shown at once but without an id: the client's cursor may not pass a.
+    assert shown(stream.messages(2)) == [(None, "b"), ("2", "a")]
+
+
+def test_a_lost_publish_ends_the_stream_so_the_client_replays_it(app, buyer, buyer_client, open_stream):
+    app.config["STREAM_GAP_SECONDS"] = 0.2
+    stream = open_stream(buyer_client, after=0)
+    with app.app_context():
+        realtime.record([buyer.id], "test.note", {"n": "lost"})
+        db.session.commit()  # never published (say Redis blinked)
+    note([buyer], "next")
+    assert shown(stream.read_to_end()) == [(None, "next")]
+    again = open_stream(buyer_client, after=0)  # no id was received: the page's cursor
+    assert shown(again.messages(2)) == [("1", "lost"), ("2", "next")]
+
+
+def test_too_far_behind_gets_one_resync_then_live(app, buyer, buyer_client, open_stream):
+    app.config["STREAM_REPLAY_LIMIT"] = 3
+    for n in range(1, 6):
+        note([buyer], n)
+    stream = open_stream(buyer_client, after=1)
+    assert stream.messages(1) == [{"id": "5", "event": "resync", "data": "5"}]
+    note([buyer], 6)
+    assert shown(stream.messages(1)) == [("6", "6")]
+
+
+def test_a_cursor_beyond_the_log_resyncs(buyer, buyer_client, open_stream):
+    note([buyer], 1)
+    stream = open_stream(buyer_client, last_event_id=99)
+    assert stream.messages(1) == [{"id": "1", "event": "resync", "data": "1"}]
+
+
+@pytest.mark.parametrize("cursor, first", [
+    ("abc", ("1", "1")), ("-5", ("1", "1")), ("1e3", ("1", "1")), ("\uff11", ("1", "1")), ("", ("1", "1")),
+    ("9" * 40, "resync"), ("99999999999999999999", "resync"),
+])
+def test_malformed_cursors_never_fail(buyer, buyer_client, open_stream, cursor, first):
+    note([buyer], 1)
+    for stream in (open_stream(buyer_client, after=cursor), open_stream(buyer_client, last_event_id=cursor or None)):
+        assert stream.status_code == 200
+        message = stream.messages(1)[0]
+        assert (message["event"] if first == "resync" else shown([message])[0]) == first
+
+
+def test_snapshot_fragments_follow_the_replay_on_every_open(buyer, buyer_client, open_stream):
+    realtime.register_snapshot(lambda user_id: f'<span id="unread-badge" hx-swap-oob="true">{user_id}</span>')
+    realtime.register_snapshot(lambda user_id: None)
+    note([buyer], 1)
+    stream = open_stream(buyer_client, after=0)
+    replayed, snapshot = stream.messages(2)
+    assert shown([replayed]) == [("1", "1")]
+    assert snapshot == {"id": None, "event": None, "data": f'<span id="unread-badge" hx-swap-oob="true">{buyer.id}</span>'}
+
+
+def test_heartbeats_then_the_stream_ends_after_its_lifetime(app, buyer_client, open_stream):
+    app.config["STREAM_LIFETIME_SECONDS"] = 0.3
+    started = time.monotonic()
+    items = open_stream(buyer_client).read_to_end()
+    assert 0.3 <= time.monotonic() - started < 1.5
+    assert items[0] == {"comment": "open"}
+    assert {"comment": "ping"} in items[1:]
+
+
+def test_end_streams_ends_every_stream_of_that_user_and_no_other(buyer, seller, buyer_client, make_client, open_stream):
+    seller_client = make_client()
+    seller_client.login(seller)
+    tabs = [open_stream(buyer_client), open_stream(buyer_client)]
+    other = open_stream(seller_client, after=0)
+    realtime.end_streams(buyer.id)
+    for tab in tabs:
+        tab.read_to_end()
+        assert tab.ended
+    note([seller], "still-live")
+    assert shown(other.messages(1)) == [("1", "still-live")]
+
+
+def test_a_stranger_never_receives_another_users_events(buyer, seller, buyer_client, make_client, open_stream):
+    note([buyer], "private-before")
+    stranger = make_client()
+    stranger.login(seller)
+    stream = open_stream(stranger, after=0)
+    note([buyer], "private-live")
+    realtime.ephemeral([buyer.id], '<i id="typing">…</i>')
+    note([seller], "theirs")
+    assert shown(stream.read_until(lambda m: m.get("id"))) == [("1", "theirs")]
+
+
+def test_ephemeral_events_have_no_id_and_are_never_replayed(buyer, buyer_client, open_stream):
+    note([buyer], 1)
+    stream = open_stream(buyer_client, after=1)
+    realtime.ephemeral([buyer.id], '<i id="typing">Ravi is typing</i>')
+    realtime.ephemeral([buyer.id], "", event="ping-presence")
+    assert stream.messages(2) == [
+        {"id": None, "event": None, "data": '<i id="typing">Ravi is typing</i>'},
+        {"id": None, "event": "ping-presence", "data": None},
+    ]
+    stream.close()
+    assert open_stream(buyer_client, last_event_id=1).quiet_for(0.2) == []
+
+
+def test_an_event_rendered_as_nothing_still_moves_the_cursor(buyer, buyer_client, open_stream):
+    realtime.register_renderer("test.silent", lambda event: None)
+    realtime.record([buyer.id], "test.silent", {})
+    db.session.commit()
+    stream = open_stream(buyer_client, after=0)
+    assert stream.messages(1) == [{"id": "1", "event": None, "data": None}]
+    realtime.record([buyer.id], "test.silent", {})
+    db.session.commit()
+    realtime.publish_committed()
+    assert stream.messages(1) == [{"id": "2", "event": None, "data": None}]
+
+
+def test_a_slow_client_loses_its_stream_and_catches_up_on_reconnect(app, buyer, buyer_client, open_stream):
+    app.config["STREAM_QUEUE_SIZE"] = 2
+    stream = open_stream(buyer_client, after=0)
+    for n in range(1, 6):
+        note([buyer], n)  # nobody reads: the stream's inbox overflows
+    assert shown(stream.read_to_end()) == []
+    again = open_stream(buyer_client, after=0)
+    assert [n for _, n in shown(again.messages(5))] == ["1", "2", "3", "4", "5"]
+
+
+def test_hostile_html_in_an_event_stays_one_message(buyer, buyer_client, open_stream):
+    hostile = '<p id="note-x">hi</p>\n\ndata: <p>forged</p>\r\nid: 999\r\revent: resync\n\0'
+    realtime.register_renderer("test.raw", lambda event: event.data["html"])
+    realtime.record([buyer.id], "test.raw", {"html": hostile})
+    db.session.commit()
+    stream = open_stream(buyer_client, after=0)
+    realtime.record([buyer.id], "test.raw", {"html": hostile})
+    db.session.commit()
+    realtime.publish_committed()
+    expected = hostile.replace("\r\n", "\n").replace("\r", "\n").replace("\0", "\ufffd")
+    assert stream.messages(2) == [{"id": "1", "event": None, "data": expected},
+                                  {"id": "2", "event": None, "data": expected}]
+
+
+def test_delivery_hooks_run_after_the_write_and_may_publish(buyer, seller, buyer_client, make_client, open_stream):
+    calls = []
+
+    def delivered(user_id, events):
+        calls.append((user_id, [e.seq for e in events], request.path, current_user.id))
+        realtime.record([seller.id], "test.note", {"n": f"receipt-{events[-1].seq}"})
+        db.session.commit()
+
+    realtime.register_delivery_hook("test.note", delivered)
+    seller_client = make_client()
+    seller_client.login(seller)
+    seller_stream = open_stream(seller_client, after=0)
+    note([buyer], "replayed")
+    stream = open_stream(buyer_client, after=0)
+    stream.messages(1)
+    note([buyer], "live")
+    stream.messages(1)
+    stream.next()  # the write of "live" has returned
+    assert calls == [(buyer.id, [1], "/events", buyer.id), (buyer.id, [2], "/events", buyer.id)]
+    assert [n for _, n in shown(seller_stream.messages(2))] == ["receipt-1", "receipt-2"]
+
+
+def test_the_page_renders_a_cursor_read_before_its_data(app, buyer, client):
+    @app.get("/test-page")
+    def page_that_writes():
+        # Stands for an event committed while the page reads its data.
+        realtime.record([current_user.id], "test.note", {"n": 2})
+        db.session.commit()
+        return render_template_string('{% extends "base.html" %}')
+
+    note([buyer], 1)
+    client.login(buyer)
+    html = client.get("/test-page").get_data(as_text=True)
+    assert 'hx-sse:connect="/events?after=1"' in html
+    assert 'hx-trigger="load, sse-retry"' in html
+    assert "<script>" not in html
+
+
+def test_a_failing_renderer_or_hook_never_breaks_the_stream(buyer, buyer_client, open_stream, caplog):
+    def broken(*args):
+        db.session.execute(db.text("SELECT * FROM no_such_table"))
+
+    realtime.register_renderer("test.broken", broken)
+    realtime.register_snapshot(broken)
+    realtime.register_delivery_hook("test.note", broken)
+    realtime.register_presence_hook(broken)
+    realtime.record([buyer.id], "test.broken", {})
+    db.session.commit()
+    stream = open_stream(buyer_client, after=0)
+    assert stream.messages(1) == [{"id": "1", "event": None, "data": None}]
+    note([buyer], 2)
+    note([buyer], 3)
+    assert shown(stream.messages(2)) == [("2", "2"), ("3", "3")]
+    assert "renderer for 'test.broken' failed" in caplog.text
