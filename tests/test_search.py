@@ -355,6 +355,13 @@ def test_page_numbers_are_clamped(shop, page, shown):
     assert len(results.items) == PAGE_SIZE
 
 
+@pytest.mark.parametrize("q", ["", "banquet"])
+def test_a_page_far_past_the_end_shows_the_last_page(shop, q):
+    # (page - 1) * per_page must stay a valid OFFSET: PostgreSQL refuses one beyond bigint.
+    results = search_listings(q=q, page="9" * 20, per_page=100)
+    assert results.page == results.pages
+
+
 def test_pager_links_keep_the_filters(client, shop):
     page = client.get("/search?category=furniture&city=Pune&price_max=99999").get_data(as_text=True)
     assert 'class="pager"' not in page  # one page only

@@ -82,7 +82,8 @@ def inbox_row_for(conversation, user_id, last_message=None):
     has it): the same row from one query instead of four, which matters because every message
     renders it once per recipient. `last_message` saves a lookup when it is the newest one."""
     me = conversation.participant(user_id)
-    if me is None or not conversation.message_count:
+    # The same rule as `inbox_rows`: boards are listed from the start, private ones from the first message.
+    if me is None or not (conversation.message_count or conversation.is_board):
         return None
     if last_message is None or last_message.id != conversation.last_message_id:
         last_message = db.session.get(Message, conversation.last_message_id) if conversation.last_message_id else None

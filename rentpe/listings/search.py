@@ -53,6 +53,9 @@ MAX_CITY_CHARS = 60
 # Above any real rental price, and inside PostgreSQL's integer.
 MAX_PRICE = 1_000_000_000
 MAX_PER_PAGE = 100
+# Past the last page of any catalogue we will hold (a page further is shown as the last page), and
+# small enough that (page - 1) * MAX_PER_PAGE stays a valid SQL OFFSET (PostgreSQL bigint).
+MAX_PAGE = 1_000_000
 
 # SQLite bm25 column weights, in the FTS table's column order (title, city, area, description):
 # the same order of importance as PostgreSQL's setweight A / B / B / C.
@@ -142,11 +145,11 @@ def clean_int(value, maximum):
 
 def clean_page(value):
     if isinstance(value, int) and not isinstance(value, bool):
-        return max(value, 1)
+        return min(max(value, 1), MAX_PAGE)
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         digits = value.strip()
         # Anything longer is past the last page anyway; int() of 5,000 digits would raise.
-        return max(int(digits[:18]), 1)
+        return min(max(int(digits[:18]), 1), MAX_PAGE)
     return 1
 
 
