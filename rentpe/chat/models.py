@@ -112,6 +112,9 @@ class Message(db.Model):
     hidden_at: Mapped[datetime | None]
     hidden_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     hidden_reason: Mapped[str | None] = mapped_column(String(20))
+    # Off-platform contact details found in the body ("phone,email,payment"; see contact.py): the
+    # recipient sees a safety notice and moderators find the message in their queue. None = clean.
+    contact_flags: Mapped[str | None] = mapped_column(String(40))
 
     sender: Mapped[User] = relationship(lazy="joined", foreign_keys=[sender_id])
     listing: Mapped[Listing | None] = relationship()
