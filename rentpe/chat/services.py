@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import realtime
 from ..extensions import db
 from ..models_base import utcnow
+from . import blocks
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
 
 MAX_BODY_CHARS = 4000
@@ -92,6 +93,9 @@ def contact_seller(buyer, listing, body, client_key):
     """A buyer's message about `listing`: opens (or reuses) their conversation with its seller."""
     if listing.seller_id == buyer.id:
         raise ChatError("This is your own listing.", status=400)
+    refused = blocks.contact_refusal(buyer.id, listing.seller_id)
+    if refused:
+        raise ChatError(refused, status=403)
     body = clean_body(body)
     conversation = get_or_create_direct_conversation(buyer.id, listing.seller_id)
     db.session.commit()
@@ -112,6 +116,10 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
         db.session.rollback()
         return existing, False
     members = _members_open_to(conversation.id, sender.id)
+    refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
+    if refused:
+        db.session.rollback()
+        raise ChatError(refused, status=403)
     message = Message(conversation_id=conversation.id, sender_id=sender.id, body=body,
                       client_key=client_key, listing_id=listing_id, created_at=now)
     db.session.add(message)

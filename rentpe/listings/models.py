@@ -19,8 +19,11 @@ CATEGORIES = {
 PRICE_UNITS = {"day": "per day", "event": "per event", "hour": "per hour"}
 
 DRAFT, LIVE, PAUSED, REMOVED = "draft", "live", "paused", "removed"
-STATUSES = (DRAFT, LIVE, PAUSED, REMOVED)
-STATUS_LABELS = {DRAFT: "Draft", LIVE: "Live", PAUSED: "Paused", REMOVED: "Deleted"}
+# A live listing of a suspended seller: out of every public page and search, because those show
+# `live` only; live again when the seller is reinstated (services.hold_listings_of).
+HELD = "held"
+STATUSES = (DRAFT, LIVE, PAUSED, REMOVED, HELD)
+STATUS_LABELS = {DRAFT: "Draft", LIVE: "Live", PAUSED: "Paused", REMOVED: "Deleted", HELD: "Held (seller suspended)"}
 
 
 class Listing(db.Model):

@@ -22,13 +22,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..extensions import db
 from ..models_base import utcnow
 from . import photos as photo_files
-from .models import CATEGORIES, DRAFT, LIVE, PAUSED, PRICE_UNITS, REMOVED, Favourite, Listing, ListingPhoto
+from .models import CATEGORIES, DRAFT, HELD, LIVE, PAUSED, PRICE_UNITS, REMOVED, Favourite, Listing, ListingPhoto
 from .photos import PhotoError
 
 __all__ = [
     "ListingError", "ListingStateError", "PhotoError", "create_listing", "update_listing", "publish_listing",
     "pause_listing", "resume_listing", "delete_listing", "add_photos", "remove_photo", "set_cover_photo",
-    "set_favourite", "toggle_favourite", "record_view",
+    "set_favourite", "toggle_favourite", "record_view", "hold_listings_of", "release_listings_of",
 ]
 
 # Largest price or deposit we accept: ₹1 crore, far above any rental and inside a 32-bit column.
@@ -187,6 +187,23 @@ def delete_listing(listing):
         photo_files.delete_files(key)
     db.session.refresh(listing)
     return listing
+
+
+def hold_listings_of(seller_id):
+    """Live → held for every listing of a seller being suspended. Runs in the caller's transaction
+    (the suspension's), so the listings disappear from public pages in the same commit."""
+    db.session.execute(
+        update(Listing).where(Listing.seller_id == seller_id, Listing.status == LIVE)
+        .values(status=HELD, updated_at=utcnow()).execution_options(synchronize_session=False)
+    )
+
+
+def release_listings_of(seller_id):
+    """Held → live for a reinstated seller, in the caller's transaction."""
+    db.session.execute(
+        update(Listing).where(Listing.seller_id == seller_id, Listing.status == HELD)
+        .values(status=LIVE, updated_at=utcnow()).execution_options(synchronize_session=False)
+    )
 
 
 def add_photos(listing, uploads):

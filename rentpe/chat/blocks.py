@@ -1,0 +1,167 @@
+"""Blocking: one person stops another from writing to them.
+
+A block is a row (blocker, blocked). While it exists, their private conversation takes no new
+messages from either side: the blocked person is told they can't send, the blocker that they
+must unblock first. The blocked person can't open a new conversation with the blocker either.
+Boards are not affected: a board is its owner's room, and its owner can remove messages there.
+
+The check runs inside chat's send path under the conversation's row lock (`services.send_message`),
+next to the membership and closed checks, so a send that races a block is either committed before
+the block or refused after it. Blocks live here, below moderation: moderation reads them, chat
+enforces them.
+"""
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, redirect, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import ForeignKey, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..models_base import utcnow
+from .models import DIRECT, Conversation
+
+BLOCKER, BLOCKED = "blocker", "blocked"
+
+
+class Block(db.Model):
+    __tablename__ = "blocks"
+
+    blocker_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    # Indexed for "who blocked this sender": every send to a private conversation asks it.
+    blocked_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True,
+                                            index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Reads -----------------------------------------------------------------------------------------
+
+
+def block_state(viewer_id, other_id):
+    """`BLOCKER` if the viewer blocked the other person, `BLOCKED` if the other blocked the viewer
+    (a block the viewer made wins when both did), else None."""
+    rows = set(db.session.execute(
+        select(Block.blocker_id, Block.blocked_id).where(or_(
+            (Block.blocker_id == viewer_id) & (Block.blocked_id == other_id),
+            (Block.blocker_id == other_id) & (Block.blocked_id == viewer_id),
+        ))
+    ).all())
+    if (viewer_id, other_id) in rows:
+        return BLOCKER
+    if (other_id, viewer_id) in rows:
+        return BLOCKED
+    return None
+
+
+def has_blocked(blocker_id, blocked_id):
+    return db.session.get(Block, (blocker_id, blocked_id)) is not None
+
+
+def send_refusal(conversation, sender_id, member_ids):
+    """Why `sender_id` may not send in this conversation because of a block, or None.
+
+    Called by chat's send path with the conversation's row lock held."""
+    if conversation.kind != DIRECT:
+        return None
+    others = sorted(set(member_ids) - {sender_id})
+    for other_id in others:
+        state = block_state(sender_id, other_id)
+        if state == BLOCKER:
+            return "You blocked this person. Unblock them to send a message."
+        if state == BLOCKED:
+            return "You can't send messages to this person."
+    return None
+
+
+def contact_refusal(buyer_id, seller_id):
+    """Why this buyer may not start a conversation with this seller because of a block, or None."""
+    state = block_state(buyer_id, seller_id)
+    if state == BLOCKER:
+        return "You blocked this seller. Unblock them from your conversation to write again."
+    if state == BLOCKED:
+        return "You can't contact this seller."
+    return None
+
+
+# State changes ---------------------------------------------------------------------------------
+
+
+class BlockError(ValueError):
+    """A block or unblock was refused; the message is shown where the action was."""
+
+
+def block_user(blocker, blocked):
+    """`blocker` blocks `blocked`. Idempotent: blocking twice keeps one row. True if it was new."""
+    if blocker.id == blocked.id:
+        raise BlockError("You can't block yourself.")
+    _lock_conversations_between(blocker.id, blocked.id)
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    created = db.session.execute(
+        dialect.insert(Block).values(blocker_id=blocker.id, blocked_id=blocked.id, created_at=utcnow())
+        .on_conflict_do_nothing()
+    ).rowcount
+    db.session.commit()
+    return bool(created)
+
+
+def _lock_conversations_between(a_id, b_id):
+    """Take the row locks a send takes on the pair's private conversations: a send racing the
+    block commits before it or sees it."""
+    db.session.execute(
+        update(Conversation)
+        .where(Conversation.kind == DIRECT, or_(
+            (Conversation.buyer_id == a_id) & (Conversation.seller_id == b_id),
+            (Conversation.buyer_id == b_id) & (Conversation.seller_id == a_id),
+        ))
+        .values(id=Conversation.id)
+    )
+
+
+def unblock_user(blocker, blocked):
+    """Lift `blocker`'s block of `blocked`. True if there was one."""
+    removed = db.session.execute(
+        delete(Block).where(Block.blocker_id == blocker.id, Block.blocked_id == blocked.id)
+    ).rowcount
+    db.session.commit()
+    return bool(removed)
+
+
+# Routes: from a private conversation page, plain forms that redirect back -----------------------
+
+bp = Blueprint("blocks", __name__)
+
+
+def _counterpart(conversation_id):
+    from .queries import get_conversation_for_participant
+
+    conversation = get_conversation_for_participant(conversation_id)
+    if conversation.kind != DIRECT:
+        abort(404)
+    others = conversation.others(current_user.id)
+    if not others:
+        abort(404)
+    return conversation, others[0].user
+
+
+@bp.post("/conversations/<int:conversation_id>/block")
+@login_required
+def block(conversation_id):
+    conversation, other = _counterpart(conversation_id)
+    block_user(current_user, other)
+    flash(f"You blocked {other.display_name}. They can't send you messages.", "success")
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id), code=303)
+
+
+@bp.post("/conversations/<int:conversation_id>/unblock")
+@login_required
+def unblock(conversation_id):
+    conversation, other = _counterpart(conversation_id)
+    unblock_user(current_user, other)
+    flash(f"You unblocked {other.display_name}.", "success")
+    return redirect(url_for("chat.conversation", conversation_id=conversation.id), code=303)
+
+
+@bp.app_template_global("chat_block_state")
+def block_state_for_template(viewer_id, other_id):
+    return block_state(viewer_id, other_id)
