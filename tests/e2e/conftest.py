@@ -15,6 +15,7 @@
 These tests talk HTTP to the server: they never take the `app`/`backend` fixtures of tests/conftest.py.
 """
 import hashlib
+import itertools
 import os
 import secrets
 import shutil
@@ -192,6 +193,8 @@ def server():
             # Redis is shared with other test runs: the prefix keeps this run's channels and keys apart.
             "REALTIME_CHANNEL_PREFIX": f"rentpe-e2e-{secrets.token_hex(4)}:",
             "RATELIMIT_KEY_PREFIX": f"rentpe-e2e-limits-{secrets.token_hex(4)}",
+            # The browser contexts stand behind one proxy hop (X-Forwarded-For, see new_context).
+            "PROXY_FIX_HOPS": "1",
             "SECRET_KEY": secrets.token_hex(32),
             "UPLOAD_FOLDER": str(Path(tmp) / "uploads"),
             "PYTHONUNBUFFERED": "1",
@@ -293,6 +296,11 @@ class Guard:
             # away from the page; the abort can be reported before the next navigation starts.
             if "ERR_ABORTED" in error and request.url.endswith("/favicon.svg"):
                 return
+            # An image the page stopped needing (a live swap replaced the element showing it, e.g.
+            # an inbox row moving up) is cancelled by the browser. A broken image is a 4xx/5xx
+            # response, which on_response reports.
+            if "ERR_ABORTED" in error and request.resource_type == "image":
+                return
             self._add("requestfailed", request.url, f"{request.method} {error}")
 
         def on_response(response):
@@ -371,12 +379,20 @@ def browser():
         browser.close()
 
 
+# A private address of its own for each browser context.
+VISITOR_ADDRESSES = (f"10.0.{n // 250}.{n % 250 + 1}" for n in itertools.count())
+
+
 @pytest.fixture
 def new_context(browser, server, guard):
     """`new_context("desktop" | "phone", **playwright_options)` -> a BrowserContext on the server."""
 
     def make(device="desktop", **options):
-        context = browser.new_context(base_url=server.url, **DEVICES[device], **options)
+        # Each context is a visitor from an address of its own, as it would be behind the proxy
+        # (the server trusts one hop): the per-address limits on sign-up and log-in stay on, and
+        # count each visitor apart instead of the whole suite as one network.
+        headers = {"X-Forwarded-For": next(VISITOR_ADDRESSES), **options.pop("extra_http_headers", {})}
+        context = browser.new_context(base_url=server.url, extra_http_headers=headers, **DEVICES[device], **options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.on("page", guard.watch)
         guard.closers.append(context.close)  # the guard closes it when it judges the test
