@@ -85,9 +85,12 @@ def register_blueprints(app):
     from .accounts.routes import bp as accounts_bp
     from .chat import events as chat_events
     from .chat.boards import events as board_events
+    from .chat.blocks import bp as blocks_bp
     from .chat.boards.routes import bp as boards_bp
     from .chat.routes import bp as chat_bp
     from .listings.routes import bp as listings_bp
+    from .moderation.admin import bp as admin_bp
+    from .moderation.routes import bp as reports_bp
     from .realtime.stream import bp as realtime_bp
 
     app.register_blueprint(accounts_bp)
@@ -95,6 +98,9 @@ def register_blueprints(app):
     app.register_blueprint(realtime_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(boards_bp)
+    app.register_blueprint(blocks_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(admin_bp)
     chat_events.init_app(app)
     board_events.init_app(app)
 

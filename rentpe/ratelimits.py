@@ -49,6 +49,11 @@ SIGNUPS_PER_ADDRESS = Rule("5 per hour;20 per day", "new accounts from your netw
 # 30 an hour is plenty for typos and keeps the form from becoming a directory of our members.
 SIGNUP_ATTEMPTS_PER_ADDRESS = Rule("30 per hour", "sign-up attempts from your network")
 
+# Reports. A person who meets a spammer may report a message, the conversation, the listing and
+# the seller in a minute; 20 an hour is room for a bad day and stops one account from burying the
+# moderators' queue. Every attempt counts, duplicates included: the form says what was reported.
+REPORTS_PER_USER = Rule("20 per hour", "reports from you")
+
 
 def wait_text(seconds):
     # Rounded: a window's reset time is whole seconds, so "15 minutes" may be 900.4 seconds away.

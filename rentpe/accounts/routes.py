@@ -60,11 +60,15 @@ def login():
         return redirect(safe_next(url_for("listings.home")))
     form = LoginForm()
     if form.validate_on_submit():
-        user = services.authenticate(form.email.data, form.password.data)
-        if user is not None:
-            start_session(user, remember=form.remember.data)
-            return redirect(safe_next(url_for("listings.home")))
-        form.password.errors.append("Wrong e-mail or password.")
+        try:
+            user = services.authenticate(form.email.data, form.password.data)
+        except services.AccountSuspended as exc:
+            form.form_errors.append(str(exc))
+        else:
+            if user is not None:
+                start_session(user, remember=form.remember.data)
+                return redirect(safe_next(url_for("listings.home")))
+            form.password.errors.append("Wrong e-mail or password.")
     return render_form("login", form), 200 if request.method == "GET" else 422
 
 

@@ -15,6 +15,14 @@ class AccountError(ValueError):
     """A rule of the domain was broken; the message is shown to the user."""
 
 
+class AccountSuspended(AccountError):
+    """The right password for a suspended account: said only to someone who knows the password."""
+
+    def __init__(self):
+        super().__init__("This account is suspended by our moderators, so you can't log in. "
+                         "Write to support if you think this is a mistake.")
+
+
 def normalise_email(email):
     return (email or "").strip().lower()
 
@@ -50,7 +58,7 @@ def create_user(email, password, display_name=None, *, moderator=False):
 
 
 def authenticate(email, password):
-    """The user for these credentials, or None. Suspended users cannot log in."""
+    """The user for these credentials, or None. Suspended users cannot log in (AccountSuspended)."""
     user = get_user_by_email(email)
     if user is None:
         check_password_hash(_DUMMY_HASH, password or "")
@@ -58,7 +66,7 @@ def authenticate(email, password):
     if not check_password_hash(user.password_hash, password or ""):
         return None
     if user.is_suspended:
-        return None
+        raise AccountSuspended()
     return user
 
 
