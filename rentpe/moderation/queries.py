@@ -206,7 +206,7 @@ def report_context(report):
         context.message = db.session.get(Message, report.target_id)
         if context.message is not None:
             context.around = messages_around(context.message)
-            context.listing = context.message.listing
+            context.listing = context.message.listing or listing_asked_about(context.message)
     if report.conversation_id is not None:
         context.conversation = db.session.get(Conversation, report.conversation_id)
     if report.kind == LISTING:
@@ -230,6 +230,15 @@ def messages_around(message, count=CONTEXT_MESSAGES):
         select(Message).where(same, Message.id > message.id).order_by(Message.id).limit(count)
     ).all()
     return [*reversed(before), message, *after]
+
+
+def listing_asked_about(message):
+    """The listing the conversation was last about when `message` was written."""
+    return db.session.scalar(
+        select(Listing).join(Message, Message.listing_id == Listing.id)
+        .where(Message.conversation_id == message.conversation_id, Message.id <= message.id)
+        .order_by(Message.id.desc()).limit(1)
+    )
 
 
 def person_history(user_id):
