@@ -56,6 +56,15 @@ def _bool(environ, name, default):
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _choice(environ, name, choices, default):
+    raw = (environ.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def from_environment(instance_path, environ=None):
     environ = os.environ if environ is None else environ
     production = environ.get("RENTPE_ENV", "development") == "production"
@@ -90,6 +99,9 @@ def from_environment(instance_path, environ=None):
         "PROXY_FIX_HOPS": _int(environ, "PROXY_FIX_HOPS", 0),
         # Two years, the value the HSTS preload list asks for; only ever sent in production.
         "HSTS_MAX_AGE": 63072000 if production else 0,
+        # Messages with phone numbers, e-mail or payment handles: "warn" (deliver with a safety
+        # notice, flag for moderators) or "reject" (refuse in the composer). See chat/contact.py.
+        "CONTACT_INFO_POLICY": _choice(environ, "CONTACT_INFO_POLICY", ("warn", "reject"), "warn"),
         # Rate limits (their values are in rentpe/ratelimits.py; the storage follows REDIS_URL).
         "RATELIMIT_ENABLED": _bool(environ, "RATELIMIT_ENABLED", True),
         # Namespaces the counters in a shared Redis.

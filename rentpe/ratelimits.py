@@ -14,20 +14,28 @@ function that renders its own form (or composer) with the message; without one t
 error page, or for htmx the error fragment.
 """
 import math
+import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import make_response, request
 from flask_login import current_user
 
 from .errors import render_error
 from .extensions import limiter
+from .models_base import utcnow
 
 
 @dataclass(frozen=True)
 class Rule:
     value: str  # `limits` notation
     what: str  # the action, as in "Too many {what}."
+
+    @property
+    def scope(self):
+        """The counter's name: one per rule, shared by every view the rule guards."""
+        return re.sub(r"\W+", "-", self.what).strip("-")
 
     def message(self, seconds):
         return f"Too many {self.what}. Please try again in {wait_text(seconds)}."
@@ -53,6 +61,19 @@ SIGNUP_ATTEMPTS_PER_ADDRESS = Rule("30 per hour", "sign-up attempts from your ne
 # the seller in a minute; 20 an hour is room for a bad day and stops one account from burying the
 # moderators' queue. Every attempt counts, duplicates included: the form says what was reported.
 REPORTS_PER_USER = Rule("20 per hour", "reports from you")
+
+
+# Messages, per user, across every conversation and board: someone chatting briskly sends one every
+# few seconds; 20 a minute and 300 an hour leave room for that and stop a script pasting the same
+# pitch into every conversation it has.
+MESSAGES_PER_USER = Rule("20 per minute;300 per hour", "messages")
+# New conversations opened per day by an account younger than NEW_ACCOUNT_DAYS: a real buyer asks a
+# handful of sellers a day; a spammer's fresh account would write to all of them.
+NEW_CONVERSATIONS_PER_NEW_ACCOUNT = Rule("10 per day", "new conversations today for a new account")
+NEW_ACCOUNT_DAYS = 7
+# Typing notices: the composer sends at most one every 3 s (20 a minute) while someone types, in
+# one conversation; 60 a minute allows three tabs typing at once and nothing like a flood.
+TYPING_PER_USER = Rule("60 per minute", "typing updates")
 
 
 def wait_text(seconds):
@@ -89,15 +110,27 @@ def successes(response):
     return response.status_code in (302, 303)
 
 
+def accepted(response):
+    """The action went through: a redirect onwards, or (htmx) its result."""
+    return response.status_code < 400
+
+
+def is_new_account():
+    """The logged-in user's account is younger than NEW_ACCOUNT_DAYS."""
+    if not current_user.is_authenticated:
+        return True
+    return utcnow() - current_user.created_at < timedelta(days=NEW_ACCOUNT_DAYS)
+
+
 # The decorator --------------------------------------------------------------------------------
 
 
-def limit(rule, key, *, count=None, refused=None, methods=("POST",)):
+def limit(rule, key, *, count=None, refused=None, exempt_when=None, methods=("POST",)):
     """Enforce `rule` on a view's `methods`, counted per `key()`.
 
-    `count(response)` says which answers use up the allowance (`failures`, `successes`; default:
-    all). `refused(message)` renders the answer to a refused request where the action was; its
-    status becomes 429.
+    `count(response)` says which answers use up the allowance (`failures`, `successes`, `accepted`;
+    default: all). `refused(message)` renders the answer to a refused request where the action
+    was; its status becomes 429. `exempt_when()` true: this request is neither limited nor counted.
     """
 
     def on_breach(request_limit):
@@ -111,4 +144,7 @@ def limit(rule, key, *, count=None, refused=None, methods=("POST",)):
         response.headers["Retry-After"] = str(math.ceil(seconds))
         return response
 
-    return limiter.limit(rule.value, key_func=key, methods=list(methods), deduct_when=count, on_breach=on_breach)
+    # One counter per rule, whichever view it guards (sending counts the same in a conversation,
+    # a board or a listing's contact form).
+    return limiter.shared_limit(rule.value, rule.scope, key_func=key, methods=list(methods), deduct_when=count,
+                                on_breach=on_breach, exempt_when=exempt_when)

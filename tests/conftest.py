@@ -30,16 +30,30 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 BACKENDS = ["sqlite", "postgresql"]
 
 
-def _pg_database_url():
-    # One database per checkout and per xdist worker, so parallel runs never share tables.
+def _pg_database_name():
+    # One database per test run (checkout, xdist worker and process), so two runs in one checkout
+    # at the same time never share (or drop) each other's tables.
     checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
-    name = f"rentpe_test_{checkout}_{WORKER}"
+    return f"rentpe_test_{checkout}_{WORKER}_{os.getpid()}"
+
+
+def _pg_admin(*statements):
     admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        for statement in statements:
+            conn.execute(sa.text(statement))
     admin.dispose()
+
+
+def _pg_database_url():
+    name = _pg_database_name()
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def pytest_sessionfinish(session):
+    if "postgresql" in _migrated:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{_pg_database_name()}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -178,3 +178,12 @@ def counterpart_conversations(user_id, limit=200):
         .order_by(Conversation.last_message_id.desc())
         .limit(limit)
     ).all()
+
+
+def has_direct_conversation_about(buyer_id, listing_id):
+    """Whether this buyer already has a private conversation with the seller of this listing."""
+    return db.session.scalar(
+        select(exists().where(Conversation.kind == DIRECT, Conversation.buyer_id == buyer_id,
+                              Conversation.seller_id == Listing.seller_id, Listing.id == listing_id,
+                              Conversation.message_count > 0))
+    )

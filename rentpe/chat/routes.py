@@ -2,7 +2,7 @@
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from .. import realtime
+from .. import ratelimits, realtime
 from ..listings.routes import get_listing_for_viewer
 from . import queries, services
 from .forms import MessageForm
@@ -20,8 +20,63 @@ def int_arg(name):
     return int(value) if value.isdigit() and len(value) < 19 else None
 
 
+def render_conversation(conversation, before=None, status=200, **composer):
+    """The conversation page; `composer` (error, body) refills the composer after a refused send."""
+    messages, has_older = queries.history(conversation.id, before=before)
+    counterpart = conversation.others(current_user.id)[0].user
+    if before is None and messages:
+        # Opening the conversation shows the newest messages: they are read (and delivered).
+        services.mark_read(conversation, current_user, messages[-1].id)
+    return render_template(
+        "chat/conversation.html", conversation=conversation, messages=messages, has_older=has_older,
+        before=before, me=conversation.participant(current_user.id),
+        counterpart=counterpart, online_ids=realtime.presence.online([counterpart.id]),
+        counterpart_last_seen=realtime.presence.last_seen(counterpart.id),
+        receipt=queries.receipt_for(conversation, current_user.id), form=MessageForm(),
+        client_key=services.new_client_key(), **composer,
+    ), status
+
+
+def refused_send(conversation, error, status):
+    """A send that was refused, shown in the composer: the fragment for htmx, else the whole page
+    (without JavaScript), with what was typed kept."""
+    body = request.form.get("body", "")[:services.MAX_BODY_CHARS * 2]
+    if is_htmx():
+        return render_template("chat/_composer.html", conversation=conversation, error=error, body=body,
+                               client_key=request.form.get("client_key", "")[:64]), status
+    if conversation.is_board:
+        from .boards.routes import render_board
+
+        return render_board(conversation, status=status, error=error, body=body)
+    return render_conversation(conversation, status=status, error=error, body=body)
+
+
+def send_refused(message):
+    """Over the message limit (ratelimits.MESSAGES_PER_USER)."""
+    conversation = get_conversation_for_participant(request.view_args["conversation_id"])
+    return refused_send(conversation, message, 429)[0]
+
+
+def contact_refused(message):
+    """Over a limit on messages or on new conversations: said on the listing's contact form."""
+    listing = get_listing_for_viewer(request.view_args["listing_id"])
+    return render_template("listings/show.html", listing=listing, contact_error=message,
+                           contact_body=request.form.get("body", "")[:services.MAX_BODY_CHARS * 2])
+
+
+def opens_no_new_conversation():
+    """The limit on new conversations is for new accounts, and for opening one: writing again to
+    a seller one already talks with is not."""
+    return not ratelimits.is_new_account() or queries.has_direct_conversation_about(
+        current_user.id, request.view_args["listing_id"])
+
+
 @bp.post("/listings/<int:listing_id>/contact")
 @login_required
+@ratelimits.limit(ratelimits.MESSAGES_PER_USER, ratelimits.per_user, count=ratelimits.accepted,
+                  refused=contact_refused)
+@ratelimits.limit(ratelimits.NEW_CONVERSATIONS_PER_NEW_ACCOUNT, ratelimits.per_user, count=ratelimits.accepted,
+                  refused=contact_refused, exempt_when=opens_no_new_conversation)
 def contact(listing_id):
     listing = get_listing_for_viewer(listing_id)
     form = MessageForm()
@@ -56,19 +111,7 @@ def conversation(conversation_id):
     before = int_arg("before")
     if conversation.is_board:
         return redirect(url_for("boards.show", board_id=conversation.id, before=before))
-    messages, has_older = queries.history(conversation.id, before=before)
-    counterpart = conversation.others(current_user.id)[0].user
-    if before is None and messages:
-        # Opening the conversation shows the newest messages: they are read (and delivered).
-        services.mark_read(conversation, current_user, messages[-1].id)
-    return render_template(
-        "chat/conversation.html", conversation=conversation, messages=messages, has_older=has_older,
-        before=before, me=conversation.participant(current_user.id),
-        counterpart=counterpart, online_ids=realtime.presence.online([counterpart.id]),
-        counterpart_last_seen=realtime.presence.last_seen(counterpart.id),
-        receipt=queries.receipt_for(conversation, current_user.id), form=MessageForm(),
-        client_key=services.new_client_key(),
-    )
+    return render_conversation(conversation, before=before)
 
 
 @bp.get("/conversations/<int:conversation_id>/messages")
@@ -84,6 +127,7 @@ def older_messages(conversation_id):
 
 @bp.post("/conversations/<int:conversation_id>/messages")
 @login_required
+@ratelimits.limit(ratelimits.MESSAGES_PER_USER, ratelimits.per_user, count=ratelimits.accepted, refused=send_refused)
 def send(conversation_id):
     conversation = get_conversation_for_participant(conversation_id)
     form = MessageForm()
@@ -92,8 +136,7 @@ def send(conversation_id):
     try:
         message, _ = services.send_message(conversation, current_user, form.body.data, form.client_key.data)
     except services.ChatError as exc:
-        return render_template("chat/_composer.html", conversation=conversation, error=str(exc),
-                               body=form.body.data, client_key=form.client_key.data), exc.status
+        return refused_send(conversation, str(exc), exc.status)
     if not is_htmx():
         return redirect(url_for("chat.conversation", conversation_id=conversation.id), code=303)
     return render_template("chat/sent.html", conversation=conversation, message=message,
@@ -114,6 +157,7 @@ def read(conversation_id):
 
 @bp.post("/conversations/<int:conversation_id>/typing")
 @login_required
+@ratelimits.limit(ratelimits.TYPING_PER_USER, ratelimits.per_user, refused=lambda message: "")
 def typing(conversation_id):
     conversation = get_conversation_for_participant(conversation_id)
     services.send_typing(conversation, current_user)
@@ -125,6 +169,13 @@ def linkify_filter(text):
     from .text import linkify
 
     return linkify(text)
+
+
+@bp.app_template_filter("contact_details")
+def contact_details_filter(flags):
+    from .contact import describe, flag_kinds
+
+    return describe(flag_kinds(flags))
 
 
 @bp.app_context_processor

@@ -10,6 +10,7 @@ members current when it commits: the member list is read again once the lock is 
 import re
 import uuid
 
+from flask import current_app
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import realtime
 from ..extensions import db
 from ..models_base import utcnow
-from . import blocks
+from . import blocks, contact
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
 
 MAX_BODY_CHARS = 4000
@@ -51,6 +52,15 @@ def clean_body(raw):
     if len(text) > MAX_BODY_CHARS:
         raise ChatError(f"Messages can be at most {MAX_BODY_CHARS:,} characters (this one has {len(text):,}).")
     return text
+
+
+def screen_contact_details(body):
+    """The contact-information guard (contact.py): the `contact_flags` to store with `body`, or a
+    ChatError when the policy rejects such messages."""
+    kinds = contact.find_contact_details(body)
+    if kinds and current_app.config["CONTACT_INFO_POLICY"] == contact.REJECT:
+        raise ChatError(contact.refusal(kinds))
+    return contact.as_flags(kinds)
 
 
 def clean_client_key(raw):
@@ -97,6 +107,7 @@ def contact_seller(buyer, listing, body, client_key):
     if refused:
         raise ChatError(refused, status=403)
     body = clean_body(body)
+    screen_contact_details(body)  # a refusal must not leave an empty conversation behind
     conversation = get_or_create_direct_conversation(buyer.id, listing.seller_id)
     db.session.commit()
     return send_message(conversation, buyer, body, client_key, listing_id=listing.id)
@@ -105,6 +116,7 @@ def contact_seller(buyer, listing, body, client_key):
 def send_message(conversation, sender, body, client_key, listing_id=None):
     """Store a message once per client key and deliver it. Returns (message, created)."""
     body = clean_body(body)
+    contact_flags = screen_contact_details(body)
     client_key = clean_client_key(client_key)
     existing = _message_by_key(conversation.id, sender.id, client_key)
     if existing is not None:
@@ -121,7 +133,7 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
         db.session.rollback()
         raise ChatError(refused, status=403)
     message = Message(conversation_id=conversation.id, sender_id=sender.id, body=body,
-                      client_key=client_key, listing_id=listing_id, created_at=now)
+                      client_key=client_key, listing_id=listing_id, created_at=now, contact_flags=contact_flags)
     db.session.add(message)
     try:
         db.session.flush()
