@@ -30,6 +30,17 @@ shown at once without an id (the client places them by their sort key; the curso
 Server cost comes from /proc: CPU seconds (user + system) of `--server-pid` and its descendants
 during the send phase, per 1,000 messages; RSS growth from opening the streams, per stream.
 
+The same generator drives the Socket.IO peer (`bench/peers/`, the seeds' design) with
+`--transport socketio`; only the transport differs, the schedule, the pairs and every figure are
+the ones above. Each user logs in with `POST /login` (the peer's signed token), then one
+python-socketio client per user connects with the websocket transport only (the token in the
+handshake's `auth`), reconnecting as the library does. A send is an `emit("send_message",
+{conversation_id, body, client_key}, callback)` whose ack carries the stored message (a send
+without an ack in 30 s is retried with the same client key); a delivery is a `message` event with
+that body at the recipient's socket. Every such event carries the message id, so duplicated and
+reordered are counted over all of them. The peer replays nothing after a reconnect: what was
+emitted while a socket was away counts as lost.
+
 Progress lines go to stderr (`phase: <name>`), so a fault script can act at the right moment;
 the report is one JSON object on stdout (and in `--json`).
 """
@@ -42,6 +53,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
+import resource  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -186,6 +198,14 @@ class Client:
         self.csrf = CSRF.search(page).group(1).decode()
         self.cursor = CURSOR.search(page).group(1).decode()
 
+    def log_in_token(self, password):
+        """The Socket.IO peer's log-in: `POST /login` answers a signed token for the handshake."""
+        status, _, body = self.request("POST", "/login", {"email": f"user{self.index}@bench.test", "password": password},
+                                       attempts=5)
+        if status != 200:
+            raise HttpError(f"log-in of user{self.index} answered {status}")
+        self.token = json.loads(body)["token"]
+
 
 class Target:
     def __init__(self, base):
@@ -290,9 +310,65 @@ class Stream:
                 self.run.arrived(self, int(msg_id), token, frame_id is not None, now)
 
 
+class SocketIOStream:
+    """One user's Socket.IO connection to the peer (websocket transport only), kept connected by
+    python-socketio's own reconnection; records the `message` events that arrive. The same
+    interface as `Stream`: start, stop, opened, reconnects, max_msg_id."""
+
+    def __init__(self, run, client, peer_index):
+        import socketio
+
+        self.run = run
+        self.client = client
+        self.peer_index = peer_index
+        self.opened = gevent.event.Event()
+        self.reconnects = 0
+        self.max_msg_id = 0
+        self.stopped = False
+        self.greenlet = None
+        self.sio = socketio.Client(reconnection=True, reconnection_delay=0.5, reconnection_delay_max=5,
+                                   randomization_factor=0.3)
+        self.sio.on("connect", self._connected)
+        self.sio.on("message", self._message)
+
+    def start(self):
+        self.greenlet = gevent.spawn(self._run)
+
+    def stop(self):
+        self.stopped = True
+        gevent.spawn(self.sio.disconnect)
+
+    def _run(self):
+        import socketio
+
+        delay = 0.5
+        while not self.stopped:
+            try:
+                self.sio.connect(self.run.args.base, transports=["websocket"], auth={"token": self.client.token},
+                                 wait_timeout=60)
+                return  # from here on the library reconnects by itself
+            except socketio.exceptions.ConnectionError as exc:
+                key = type(exc).__name__
+                self.run.stream_errors[key] = self.run.stream_errors.get(key, 0) + 1
+            gevent.sleep(delay * random.uniform(0.7, 1.3))
+            delay = min(delay * 2, 5)
+
+    def _connected(self):
+        if self.opened.is_set():
+            self.reconnects += 1
+        self.opened.set()
+
+    def _message(self, data):
+        self.run.arrived(self, int(data["id"]), data.get("body", ""), True, time.perf_counter())
+
+    def call(self, event, data, timeout):
+        return self.sio.call(event, data, timeout=timeout)
+
+
 class Run:
     def __init__(self, args):
         self.args = args
+        self.transport = getattr(args, "transport", "sse")
         self.target = Target(args.base)
         self.tag = "bm" + uuid.uuid4().hex[:6]
         self.sent = {}  # token -> [t0, recipient index, conversation id, msg id, post seconds]
@@ -338,7 +414,10 @@ class Run:
         def one(i):
             key = f"{i - i % 2}-{i - i % 2 + 1}"
             client = Client(self.target, i)
-            client.log_in(self.args.password, conversations[key])
+            if self.transport == "socketio":
+                client.log_in_token(self.args.password)
+            else:
+                client.log_in(self.args.password, conversations[key])
             clients[i] = client
 
         for i in range(self.args.streams):
@@ -348,8 +427,9 @@ class Run:
 
     def open_streams(self, clients):
         pool = Pool(self.args.open_concurrency)
+        stream_class = SocketIOStream if self.transport == "socketio" else Stream
         for i, client in clients.items():
-            stream = self.streams[i] = Stream(self, client, i ^ 1)
+            stream = self.streams[i] = stream_class(self, client, i ^ 1)
 
             def opener(stream=stream):
                 stream.start()
@@ -390,18 +470,14 @@ class Run:
         token = f"{self.tag}-{n}"
         key = uuid.uuid4().hex
         info = self.sent[token] = [time.perf_counter(), recipient.index, conversation_id, None, None]
-        headers = {"HX-Request": "true", "X-CSRFToken": sender.csrf}
-        form = {"body": token, "client_key": key}
+        submit = self._submit_socketio if self.transport == "socketio" else self._submit_http
 
         def post():
             deadline = time.perf_counter() + self.args.post_deadline
             while True:
-                try:
-                    status, _, data = sender.request("POST", f"/conversations/{conversation_id}/messages", form, headers)
-                except (OSError, HttpError, ValueError, IndexError) as exc:
-                    status, data = type(exc).__name__, b""
+                status, answer = submit(sender, conversation_id, token, key)
                 if status == 200:
-                    return data
+                    return answer
                 self.post_errors[str(status)] = self.post_errors.get(str(status), 0) + 1
                 if time.perf_counter() > deadline:
                     return None
@@ -413,11 +489,37 @@ class Run:
             self.unsent += 1
             del self.sent[token]
             return
-        ids = {SENT_ID.search(a).group(1) for a in answers}
-        if len(ids) != 1 or token.encode() not in answers[0]:
+        ids = {message_id for message_id, _ in answers}
+        if len(ids) != 1 or not answers[0][1]:
             self.post_errors["different-answer"] = self.post_errors.get("different-answer", 0) + 1
-        info[3] = int(ids.pop())
+        info[3] = ids.pop()
         info[4] = time.perf_counter() - info[0]
+
+    def _submit_http(self, sender, conversation_id, token, key):
+        """RentPe: one POST as htmx sends it. (200, (stored message id, the answer shows the body))
+        or (the status or error, None)."""
+        headers = {"HX-Request": "true", "X-CSRFToken": sender.csrf}
+        form = {"body": token, "client_key": key}
+        try:
+            status, _, data = sender.request("POST", f"/conversations/{conversation_id}/messages", form, headers)
+        except (OSError, HttpError, ValueError, IndexError) as exc:
+            return type(exc).__name__, None
+        if status != 200:
+            return status, None
+        return 200, (int(SENT_ID.search(data).group(1)), token.encode() in data)
+
+    def _submit_socketio(self, sender, conversation_id, token, key):
+        """The peer: `send_message` with an ack, on the sender's own socket; the same answer."""
+        import socketio
+
+        try:
+            ack = self.streams[sender.index].call(
+                "send_message", {"conversation_id": conversation_id, "body": token, "client_key": key}, timeout=30)
+        except socketio.exceptions.SocketIOError as exc:
+            return type(exc).__name__, None
+        if not isinstance(ack, dict) or not ack.get("ok"):
+            return "refused", None
+        return 200, (int(ack["message"]["id"]), ack["message"]["body"] == token)
 
     def wait_for_stragglers(self):
         deadline = time.perf_counter() + self.args.drain
@@ -466,6 +568,12 @@ def cpu_seconds(pids):
     return total / CLOCK_TICKS
 
 
+def own_cpu_seconds():
+    """This process's CPU seconds (user + system): the generator shares the machine's cores."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def rss_kib(pids):
     total = 0
     for pid in pids:
@@ -506,10 +614,14 @@ def main(argv=None):
     parser.add_argument("--cut-streams", type=float, default=0,
                         help="cut each stream mid-frame after a random time (mean seconds), then reconnect")
     parser.add_argument("--race", action="store_true", help="send one message per pair between page render and stream open")
+    parser.add_argument("--transport", choices=["sse", "socketio"], default="sse",
+                        help="sse: RentPe (streams and POSTs); socketio: the Socket.IO peer in bench/peers/")
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args(argv)
     if args.streams % 2:
         parser.error("--streams must be even (users talk in pairs)")
+    if args.transport == "socketio" and (args.race or args.cut_streams):
+        parser.error("--race and --cut-streams are RentPe scenarios (the peer replays nothing)")
     with open(args.fixture) as fh:
         conversations = json.load(fh)["conversations"]
 
@@ -536,9 +648,10 @@ def main(argv=None):
         phase("hold")
         gevent.sleep(args.hold)
     phase("sending")
-    cpu_start, wall_start = cpu_seconds(pids), time.perf_counter()
+    cpu_start, wall_start, own_start = cpu_seconds(pids), time.perf_counter(), own_cpu_seconds()
     send_seconds = run.send_all(clients, conversations) if args.rate else 0
     cpu_send = cpu_seconds(pids) - cpu_start
+    own_send = own_cpu_seconds() - own_start
     wall_send = time.perf_counter() - wall_start
     phase("draining")
     run.wait_for_stragglers()
@@ -552,7 +665,7 @@ def main(argv=None):
     posts = [info[4] * 1000 for info in run.sent.values() if info[4] is not None]
     lost = sent - len(run.deliveries)
     report = {
-        "streams": args.streams, "rate": args.rate, "duration": args.duration, "sent": sent,
+        "transport": args.transport, "streams": args.streams, "rate": args.rate, "duration": args.duration, "sent": sent,
         "achieved_rate": round(sent / send_seconds, 1) if send_seconds else 0,
         "delivered": len(run.deliveries), "lost": lost,
         "duplicated": sum(1 for d in run.deliveries.values() if d[2] > 1),
@@ -562,6 +675,7 @@ def main(argv=None):
         "post_ms": {q: _round(percentile(posts, p)) for q, p in (("p50", 50), ("p99", 99))},
         "server_cpu_s_per_1000": _round(cpu_send / sent * 1000) if sent else None,
         "server_cpu_util": _round(cpu_send / wall_send) if wall_send else None,
+        "loadgen_cpu_s_per_1000": _round(own_send / sent * 1000) if sent else None,
         "rss_kib_per_stream": _round((rss_open - rss_before) / args.streams) if args.server_pid else None,
         "rss_kib": {"before_streams": rss_before, "streams_open": rss_open, "end": rss_end},
         "login_s": _round(login_seconds), "open_s": _round(open_seconds),

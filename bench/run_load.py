@@ -2,14 +2,21 @@
 
     python bench/run_load.py --server gunicorn --workers 1 --streams 3000 --rate 300 --duration 20 --repeat 3
     python bench/run_load.py --server embedded --streams 1000 --rate 100 --duration 20 --repeat 3
+    python bench/run_load.py --server gunicorn,peer --workers 1 --streams 200 --rate 20 --duration 15 --repeat 2
 
 `gunicorn` runs `deploy/gunicorn.conf.py` on a scratch PostgreSQL database and a private
-redis-server; `embedded` runs `python app.py` (SQLite file, in-process broker). The server is
-restarted before each repetition (so RSS is measured from the same start); the fixture is made
-once. Each run's report is printed as a JSON line; the last line is the medians.
+redis-server; `embedded` runs `python app.py` (SQLite file, in-process broker); `peer` runs the
+python-socketio peer (`bench/peers/socketio_peer.py`, gunicorn's gevent worker, the same number
+of workers) on its own scratch PostgreSQL database, made the same way, and the same
+redis-server, driven by the same generator with `--transport socketio`. Several servers,
+comma-separated, take turns within each repetition, so they meet the same machine load. The
+server is restarted before each run (so RSS is measured from the same start); each fixture is
+made once. Each run's report is printed as a JSON line (with the load average at its start and
+end); the last line (one per server) is the medians.
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,10 +30,13 @@ from servers import BIN, ROOT, AppServer, RedisServer, create_database, drop_dat
 PASSWORD = "bench-password"
 
 
-def run_loadgen(base, fixture, streams, rate, duration, server_pid, extra=()):
+SERVERS = ("gunicorn", "embedded", "peer")
+
+
+def run_loadgen(base, fixture, streams, rate, duration, server_pid, extra=(), transport="sse"):
     command = [str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), "--base", base, "--fixture", str(fixture),
                "--password", PASSWORD, "--streams", str(streams), "--rate", str(rate), "--duration", str(duration),
-               "--server-pid", str(server_pid), *extra]
+               "--server-pid", str(server_pid), "--transport", transport, *extra]
     out = subprocess.run(command, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-3000:])
@@ -50,12 +60,15 @@ def medians(reports):
         "server_cpu_s_per_1000": med([r["server_cpu_s_per_1000"] for r in reports]),
         "server_cpu_util": med([r["server_cpu_util"] for r in reports]),
         "rss_kib_per_stream": med([r["rss_kib_per_stream"] for r in reports]),
+        "loadgen_cpu_s_per_1000": med([r.get("loadgen_cpu_s_per_1000") for r in reports]),
+        "load_avg": med([r["load_avg"]["start"] for r in reports if "load_avg" in r]),
     }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", choices=["gunicorn", "embedded"], default="gunicorn")
+    parser.add_argument("--server", default="gunicorn",
+                        help="gunicorn, embedded or peer, or several comma-separated (e.g. gunicorn,peer)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100)
@@ -64,35 +77,49 @@ def main():
     parser.add_argument("--users", type=int, help="fixture size (default: --streams)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args, extra = parser.parse_known_args()
+    kinds = [k.strip() for k in args.server.split(",") if k.strip()]
+    if not kinds or any(k not in SERVERS for k in kinds) or len(set(kinds)) != len(kinds):
+        parser.error(f"--server: one or more of {', '.join(SERVERS)}, comma-separated")
     raise_open_files()
     work = Path(tempfile.mkdtemp(prefix="rentpe-bench-"))
-    fixture = work / "fixture.json"
     redis = None
-    if args.server == "gunicorn":
-        redis = RedisServer().start()
-        database = create_database()
-        env = {"DATABASE_URL": database, "REDIS_URL": redis.url}
-    else:
-        database = f"sqlite:///{work / 'bench.db'}"
-        env = {"DATABASE_URL": database}
-    reports = []
+    setups = {}  # kind -> (env, fixture path)
+    reports = {kind: [] for kind in kinds}
     try:
-        prepare(env, args.users or args.streams, PASSWORD, fixture)
+        if any(k != "embedded" for k in kinds):
+            redis = RedisServer().start()
+        for kind in kinds:
+            fixture = work / f"fixture-{kind}.json"
+            if kind == "embedded":
+                env = {"DATABASE_URL": f"sqlite:///{work / 'bench.db'}"}
+            else:
+                env = {"DATABASE_URL": create_database(), "REDIS_URL": redis.url}
+            setups[kind] = (env, fixture)
+            prepare(env, args.users or args.streams, PASSWORD, fixture)
         for _ in range(args.repeat):
-            server = AppServer(env, kind=args.server, workers=args.workers, log_path=work / "server.log").start()
-            try:
-                report = run_loadgen(server.base, fixture, args.streams, args.rate, args.duration, server.pid, extra)
-            finally:
-                server.stop()
-            print(json.dumps(report), flush=True)
-            reports.append(report)
+            for kind in kinds:
+                env, fixture = setups[kind]
+                server = AppServer(env, kind=kind, workers=args.workers, log_path=work / f"server-{kind}.log").start()
+                load_start = os.getloadavg()[0]
+                try:
+                    report = run_loadgen(server.base, fixture, args.streams, args.rate, args.duration, server.pid, extra,
+                                         transport="socketio" if kind == "peer" else "sse")
+                finally:
+                    server.stop()
+                report = {"server": kind, **report,
+                          "load_avg": {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}}
+                print(json.dumps(report), flush=True)
+                reports[kind].append(report)
     finally:
         if redis is not None:
             redis.stop()
-            if not args.keep:
-                drop_database(database)
-    print(json.dumps({"server": args.server, "workers": args.workers, "streams": args.streams, "rate": args.rate,
-                      "duration": args.duration, "medians": medians(reports)}), flush=True)
+        if not args.keep:
+            for kind, (env, _) in setups.items():
+                if kind != "embedded":
+                    drop_database(env["DATABASE_URL"])
+    for kind in kinds:
+        print(json.dumps({"server": kind, "workers": args.workers, "streams": args.streams, "rate": args.rate,
+                          "duration": args.duration, "medians": medians(reports[kind])}), flush=True)
 
 
 if __name__ == "__main__":

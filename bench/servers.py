@@ -1,7 +1,9 @@
-"""Processes for benchmarks and fault tests: a private redis-server, a scratch database, RentPe.
+"""Processes for benchmarks and fault tests: a private redis-server, a scratch database, RentPe,
+and the Socket.IO peer it is compared with (`bench/peers/`).
 
-Used by `bench/run_load.py`, `bench/faults.py` and `tests/test_faults.py`. Nothing here imports
-the application: servers run as subprocesses, exactly as they are deployed.
+Used by `bench/run_load.py`, `bench/faults.py`, `tests/test_faults.py` and
+`tests/test_bench_peer.py`. Nothing here imports the application: servers run as subprocesses,
+exactly as they are deployed.
 """
 import os
 import resource
@@ -117,7 +119,11 @@ def prepare(env, users, password, fixture_path):
 
 class AppServer:
     """RentPe as deployed: `gunicorn -c deploy/gunicorn.conf.py` (kind "gunicorn") or the
-    embedded default `python app.py` (kind "embedded")."""
+    embedded default `python app.py` (kind "embedded"); or the python-socketio peer under
+    gunicorn's gevent worker (kind "peer", `bench/peers/socketio_peer.py`), which needs
+    `DATABASE_URL` (PostgreSQL) and `REDIS_URL` in `env`."""
+
+    PEER_APP = "bench.peers.socketio_peer:app"
 
     def __init__(self, env, kind="gunicorn", workers=1, worker_connections=12000, log_path=None, port=None):
         self.env = dict(env)
@@ -144,6 +150,15 @@ class AppServer:
             env.update(GUNICORN_BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY=str(self.workers),
                        GUNICORN_WORKER_CONNECTIONS=str(self.worker_connections))
             command = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "app:app"]
+        elif self.kind == "peer":
+            # python-socketio's gevent deployment: gunicorn's gevent worker, WebSocket by
+            # simple-websocket. Clients use the websocket transport only, so no request of a
+            # session ever lands on another worker and several workers need no sticky sessions;
+            # the Redis manager carries emits between them. The same timeouts as RentPe's config.
+            command = [str(BIN / "gunicorn"), "-k", "gevent", "-w", str(self.workers),
+                       "--worker-connections", str(self.worker_connections), "--bind", f"127.0.0.1:{self.port}",
+                       "--timeout", "30", "--graceful-timeout", "8", "--keep-alive", "5", "--no-control-socket",
+                       self.PEER_APP]
         else:
             env.update(HOST="127.0.0.1", PORT=str(self.port))
             env.pop("REDIS_URL", None)
@@ -153,13 +168,17 @@ class AppServer:
         self.wait_ready()
         return self
 
+    @property
+    def ready_path(self):
+        return "/health" if self.kind == "peer" else "/login"
+
     def wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {Path(self.log_path).read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(self.base + "/login", timeout=2) as response:
+                with urllib.request.urlopen(self.base + self.ready_path, timeout=2) as response:
                     if response.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
@@ -170,7 +189,7 @@ class AppServer:
 
     def worker_pids(self):
         """gunicorn's workers (the embedded server is its own worker)."""
-        if self.kind != "gunicorn":
+        if self.kind == "embedded":
             return [self.pid]
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.pid)], capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
