@@ -185,16 +185,17 @@ class Client:
                 key, _, rest = value.partition("=")
                 self.cookies[key] = rest.split(";", 1)[0]
 
-    def log_in(self, password, conversation_id):
+    def log_in(self, password, conversation_id=None, page_path=None):
+        """Log in and open a page (the conversation's, unless `page_path`): its CSRF token and cursor."""
         _, _, page = self.request("GET", "/login", attempts=5)
         token = CSRF.search(page).group(1).decode()
         status, _, _ = self.request("POST", "/login", {"email": f"user{self.index}@bench.test", "password": password,
                                                        "csrf_token": token}, attempts=5)
         if status != 302:
             raise HttpError(f"log-in of user{self.index} answered {status}")
-        status, _, page = self.request("GET", f"/conversations/{conversation_id}", attempts=5)
+        status, _, page = self.request("GET", page_path or f"/conversations/{conversation_id}", attempts=5)
         if status != 200:
-            raise HttpError(f"conversation page answered {status}")
+            raise HttpError(f"{page_path or 'conversation'} page answered {status}")
         self.csrf = CSRF.search(page).group(1).decode()
         self.cursor = CURSOR.search(page).group(1).decode()
 

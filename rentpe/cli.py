@@ -1,5 +1,5 @@
 """Admin commands: `flask --app app users create …`, `flask --app app demo seed`,
-`flask --app app bench-fixture …` (data for `bench/`)."""
+`flask --app app bench-fixture …` and `bench-board-fixture …` (data for `bench/`)."""
 import click
 from flask.cli import AppGroup
 
@@ -41,6 +41,7 @@ def seed_command():
 def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
-    from .bench import bench_fixture_command
+    from .bench import bench_board_fixture_command, bench_fixture_command
 
     app.cli.add_command(bench_fixture_command)
+    app.cli.add_command(bench_board_fixture_command)

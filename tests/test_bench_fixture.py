@@ -59,3 +59,44 @@ def test_needs_at_least_one_pair(app, tmp_path):
     result, out = run_fixture(app, tmp_path, "--users", "1", "--password", "bench-pass-1")
     assert result.exit_code == 2
     assert not out.exists()
+
+
+def run_board_fixture(app, tmp_path, *args):
+    out = tmp_path / "board.json"
+    result = app.test_cli_runner().invoke(args=["bench-board-fixture", *args, "--out", str(out)])
+    return result, out
+
+
+def test_board_fixture_makes_one_board_with_every_user_a_member(app, client, tmp_path):
+    result, out = run_board_fixture(app, tmp_path, "--users", "4", "--password", "bench-pass-1")
+
+    assert result.exit_code == 0, result.output
+    board_id = json.loads(out.read_text())["board"]
+    assert result.output == f"Created 4 users and board {board_id} with all of them as members; wrote {out}.\n"
+    ids = {email: uid for email, uid in db.session.execute(select(User.email, User.id)).all()}
+    assert sorted(ids) == [f"user{i}@bench.test" for i in range(4)]
+    board = db.session.get(Conversation, board_id)
+    assert board.kind == "group" and board.owner_id == ids["user0@bench.test"] and board.closed_at is None
+    assert sorted((p.user_id, p.role) for p in board.participants) == sorted(
+        [(ids["user0@bench.test"], "owner")] + [(ids[f"user{i}@bench.test"], "seller") for i in (1, 2, 3)])
+    assert db.session.scalar(select(func.count()).select_from(Conversation)) == 1
+
+    # A member logs in, opens the board and sends into it, as bench/board_fanout.py does.
+    token = client.csrf_token()
+    login = client.post("/login", {"email": "user3@bench.test", "password": "bench-pass-1", "csrf_token": token})
+    assert login.status_code == 302
+    client.reset_csrf()
+    page = client.get(f"/boards/{board_id}")
+    assert page.status_code == 200 and "/events?after=" in page.get_data(as_text=True)
+    sent = client.post(f"/conversations/{board_id}/messages", {"body": "board hello", "client_key": "benchkey0002"},
+                       htmx=True)
+    assert sent.status_code == 200 and "board hello" in sent.get_data(as_text=True)
+
+
+def test_board_fixture_stays_within_the_member_limit(app, tmp_path):
+    from rentpe.chat.boards.services import MAX_MEMBERS
+
+    result, out = run_board_fixture(app, tmp_path, "--users", str(MAX_MEMBERS + 1), "--password", "bench-pass-1")
+    assert result.exit_code == 2
+    assert not out.exists()
+    assert db.session.scalar(select(func.count()).select_from(User)) == 0
