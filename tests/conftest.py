@@ -228,7 +228,7 @@ def live(app):
 
     saved = registry.saved()
     # Generic realtime tests see only what they register (not chat's renderers and snapshots).
-    registry.restore(({}, [], {}, []))
+    registry.restore(({}, {}, [], {}, []))
     yield
     registry.restore(saved)
     realtime.shutdown(app)

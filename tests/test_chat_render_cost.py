@@ -62,3 +62,54 @@ def test_a_senders_own_message_reaching_their_tabs_costs_no_queries(client, make
     theirs = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == seller_id)).all()
     events.on_messages_delivered(seller_id, theirs)
     assert queries.receipt_for(db.session.get(Conversation, cid), buyer.id).status == "delivered"
+
+
+def board_send_cost(client, make_seller, owner, members):
+    """Statements of one board send, and what each member's event carries."""
+    from tests.board_helpers import make_board
+
+    board_id = make_board(owner, sellers=[make_seller() for _ in range(members)])
+    client.post(f"/conversations/{board_id}/messages", {"body": "warm-up", "client_key": f"warm{members:08d}"}, htmx=True)
+    with Statements() as statements:
+        response = client.post(f"/conversations/{board_id}/messages",
+                               {"body": "Sound check at 6?", "client_key": f"cost{members:08d}"}, htmx=True)
+    assert response.status_code == 200
+    return statements.count, board_id
+
+
+def test_a_board_message_costs_the_same_statements_for_3_members_or_30(client, buyer, make_seller):
+    client.login(buyer)
+    small, _ = board_send_cost(client, make_seller, buyer, 3)
+    large, board_id = board_send_cost(client, make_seller, buyer, 30)
+    # One seq statement for every member, and one read of each shared thing for all of them:
+    # a member more adds no statement (it used to add about eight).
+    assert large == small
+
+
+def test_each_member_gets_their_own_rendering_of_a_board_message(client, make_client, buyer, make_seller):
+    from rentpe.realtime import registry
+
+    client.login(buyer)
+    sellers = [make_seller() for _ in range(3)]
+    from tests.board_helpers import make_board
+
+    board_id = make_board(buyer, sellers=sellers)
+    client.post(f"/conversations/{board_id}/messages", {"body": "Sound check at 6?", "client_key": "each00000001"},
+                htmx=True)
+    delivered = db.session.scalars(db.select(StreamEvent).where(StreamEvent.kind == services.MESSAGE)
+                                   .order_by(StreamEvent.user_id)).all()
+    assert {e.data.get("board") for e in delivered} == {True}
+
+    together = [events.render_message_events(delivered)]
+    one_by_one = [[events.render_message_events([e])[0] for e in delivered]]
+    assert together == one_by_one  # the batch is only a cheaper way to the same frames
+    frames = {e.user_id: "".join(html) for e, html in zip(delivered, together[0])}
+    assert 'class="msg mine"' in frames[buyer.id]
+    for seller in sellers:
+        assert 'class="msg theirs"' in frames[seller.id] and "Sound check at 6?" in frames[seller.id]
+        assert f'data-count="1"' in frames[seller.id]  # their own unread count
+    assert registry.batch_renderers[services.MESSAGE] is events.render_message_events
+    # A board message reaching a member's stream marks nothing (boards have no delivery receipts).
+    with Statements() as statements:
+        events.on_messages_delivered(sellers[0].id, [e for e in delivered if e.user_id == sellers[0].id])
+    assert statements.count == 0

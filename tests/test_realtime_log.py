@@ -95,3 +95,39 @@ def test_concurrent_writers_get_gap_free_seqs_delivered_in_order(app, buyer, sel
     for w in range(writers):
         mine = [seq for seq, n in sorted(by_seq.items()) if n.startswith(f"{w}-")]
         assert [by_seq[s] for s in mine] == [f"{w}-{r}" for r in range(rounds)]
+
+
+def test_seqs_for_more_users_than_one_statement_takes_are_still_gap_free(make_user, monkeypatch):
+    from rentpe.realtime import eventlog
+
+    monkeypatch.setattr(eventlog, "SEQ_CHUNK", 3)  # 8 users: three statements of 3, 3 and 2
+    users = [make_user() for _ in range(8)]
+    realtime.record([u.id for u in users[:4]], "test.note", {"n": 1})
+    events = realtime.record([u.id for u in reversed(users)], "test.note", {"n": 2})
+    db.session.commit()
+    assert [(e.user_id, e.seq) for e in events] == [(u.id, 2 if i < 4 else 1) for i, u in enumerate(users)]
+    assert [seqs(u) for u in users] == [[1, 2]] * 4 + [[1]] * 4
+
+
+def test_a_batch_renderer_renders_a_publish_at_once_and_a_failing_one_falls_back(buyer, seller, moderator):
+    from rentpe.realtime import registry
+
+    calls = []
+
+    def many(events):
+        calls.append([e.user_id for e in events])
+        return [f'<div id="note-{e.data["n"]}-{e.user_id}">batch</div>' for e in events]
+
+    realtime.register_renderer("test.note", lambda e: f'<div id="note-{e.data["n"]}">single</div>', many=many)
+    ids = sorted([buyer.id, seller.id, moderator.id])
+    events = realtime.record(ids, "test.note", {"n": 7})
+    other = realtime.record([buyer.id], "test.other", {})
+    assert registry.render_all([*events, *other]) == [
+        *(f'<div id="note-7-{u}">batch</div>' for u in ids), None]  # no renderer for test.other
+    assert calls == [ids]
+    assert registry.render_all(events[:1]) == ['<div id="note-7">single</div>']  # one event: no batch
+
+    realtime.register_renderer("test.note", lambda e: f'<div id="note-{e.data["n"]}">single</div>',
+                               many=lambda events: [])  # a wrong answer: each is rendered alone
+    assert registry.render_all(events) == ['<div id="note-7">single</div>'] * 3
+    db.session.rollback()

@@ -9,14 +9,17 @@ no id; then the frame with the event's id holding the message itself, the badge 
 So the frame that carries the id carries the body text exactly once, and the client's cursor only
 moves past an event after both frames arrived.
 """
+from dataclasses import dataclass
+
 from flask import render_template
+from markupsafe import Markup
 
 from .. import realtime
 from ..accounts.models import User
 from ..extensions import db
 from . import queries
 from .hiding import HIDDEN
-from .models import DIRECT, Conversation
+from .models import DIRECT, Conversation, Message
 from .services import MESSAGE, READ, RECEIPT
 
 
@@ -28,20 +31,64 @@ def _conversation_for(event):
 
 
 def render_message_event(event):
-    conversation = _conversation_for(event)
-    if conversation is None:
-        return None
-    message = queries.message_in(conversation.id, event.data["message_id"])
+    return render_message_events([event])[0]
+
+
+@dataclass
+class _Sent:
+    """What every recipient of one message shares: read once per publish, not once per member."""
+    conversation: Conversation
+    message: object
+    members: dict  # user id -> Participant
+    listing: object
+    receipt_html: object  # a board's "seen by" line is the same for every member; None for private ones
+
+
+def _sent(conversation_id, message_id):
+    conversation = db.session.get(Conversation, conversation_id)
+    message = queries.message_in(conversation_id, message_id) if conversation is not None else None
     if message is None:
         return None
-    viewer_id = event.user_id
-    return [
-        render_inbox_rows(conversation, viewer_id, last_message=message),
-        render_template(
-            "chat/events/message.html", conversation=conversation, message=message, viewer_id=viewer_id,
-            receipt=queries.receipt_for(conversation, viewer_id), unread=queries.total_unread(viewer_id),
-        ),
-    ]
+    receipt_html = None
+    if conversation.is_board:
+        receipt_html = render_template("chat/_receipt.html", conversation=conversation,
+                                       receipt=queries.receipt_for(conversation, None), oob=True)
+    return _Sent(conversation, message, {p.user_id: p for p in conversation.participants},
+                 queries.latest_listing(conversation.id), Markup(receipt_html) if receipt_html else None)
+
+
+def render_message_events(events):
+    """The new-message frames of each event's recipient. The conversation, the message, its
+    listing and a board's seen-by line are read once for all the events of one message, and the
+    unread totals of all recipients in one query; per recipient only their own fragments are
+    rendered (and a private conversation's receipt read)."""
+    sent = {}
+    unread = queries.total_unread_of({event.user_id for event in events})
+    results = []
+    for event in events:
+        key = (event.data.get("conversation_id"), event.data.get("message_id"))
+        if key not in sent:
+            sent[key] = _sent(*key)
+        shared, viewer_id = sent[key], event.user_id
+        me = shared.members.get(viewer_id) if shared is not None else None
+        if me is None:
+            results.append(None)  # gone, or no longer theirs: send nothing about it
+            continue
+        conversation, message = shared.conversation, shared.message
+        counterpart = next((p.user for p in conversation.participants if p.user_id != viewer_id), None)
+        row = queries.InboxRow(conversation, me, counterpart,
+                               message if message.id == conversation.last_message_id else
+                               db.session.get(Message, conversation.last_message_id), shared.listing)
+        results.append([
+            render_template("chat/events/inbox_row.html", row=row),
+            render_template(
+                "chat/events/message.html", conversation=conversation, message=message, viewer_id=viewer_id,
+                receipt_html=shared.receipt_html,
+                receipt=None if shared.receipt_html else queries.receipt_for(conversation, viewer_id),
+                unread=unread.get(viewer_id, 0),
+            ),
+        ])
+    return results
 
 
 def render_read_event(event):
@@ -100,8 +147,8 @@ def on_messages_delivered(user_id, events):
 
     up_to = {}
     for event in events:
-        if event.data.get("sender_id") == user_id:
-            continue  # my own message reaching my other tabs: nothing to mark, no queries
+        if event.data.get("sender_id") == user_id or event.data.get("board"):
+            continue  # my own message reaching my other tabs, or a board's: nothing to mark, no queries
         conversation_id, message_id = event.data.get("conversation_id"), event.data.get("message_id")
         if conversation_id and message_id:
             up_to[conversation_id] = max(up_to.get(conversation_id, 0), message_id)
@@ -136,7 +183,7 @@ def on_presence_changed(user_id, online):
 
 
 def init_app(app):
-    realtime.register_renderer(MESSAGE, render_message_event)
+    realtime.register_renderer(MESSAGE, render_message_event, many=render_message_events)
     realtime.register_renderer(READ, render_read_event)
     realtime.register_renderer(RECEIPT, render_receipt_event)
     realtime.register_renderer(HIDDEN, render_hidden_event)

@@ -111,6 +111,22 @@ def _latest_listing_by_conversation(conversation_ids):
     return {cid: listing for cid, listing in pairs}
 
 
+def latest_listing(conversation_id):
+    """The listing the conversation most recently asked about (its inbox thumbnail), or None."""
+    return _latest_listing_by_conversation([conversation_id]).get(conversation_id)
+
+
+def total_unread_of(user_ids):
+    """{user id: total unread} for these users (absent: none), in one query."""
+    if not user_ids:
+        return {}
+    return dict(db.session.execute(
+        select(Participant.user_id, func.sum(Participant.unread_count))
+        .where(Participant.user_id.in_(sorted(user_ids)))
+        .group_by(Participant.user_id)
+    ).all())
+
+
 def total_unread(user_id):
     return db.session.scalar(
         select(func.coalesce(func.sum(Participant.unread_count), 0)).where(Participant.user_id == user_id)

@@ -154,9 +154,10 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
         .where(Participant.conversation_id == conversation.id, Participant.user_id == sender.id)
         .values(last_read_message_id=message.id, last_read_at=now, unread_count=0)
     )
-    realtime.record(
-        members, MESSAGE, {"conversation_id": conversation.id, "message_id": message.id, "sender_id": sender.id},
-    )
+    data = {"conversation_id": conversation.id, "message_id": message.id, "sender_id": sender.id}
+    if conversation.kind == GROUP:
+        data["board"] = True  # no delivery receipts in boards: their streams skip the hook's queries
+    realtime.record(members, MESSAGE, data)
     db.session.commit()
     realtime.publish_committed()
     return message, True

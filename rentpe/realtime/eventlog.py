@@ -29,14 +29,31 @@ log = logging.getLogger(__name__)
 STAGED = "realtime.staged"
 COMMITTED = "realtime.committed"
 
-# One statement per user: creates the counter on first use, otherwise bumps it under its row
-# lock (held to the end of the transaction) and returns the new value. SQLite ≥ 3.35 and
-# PostgreSQL both accept it as written.
-_NEXT_SEQ = text(
-    "INSERT INTO stream_counters (user_id, seq) VALUES (:user_id, 1) "
-    "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 "
-    "RETURNING seq"
-)
+# Users per seq statement: SQLite allows 32,766 bound parameters; a 500-member board is one statement.
+SEQ_CHUNK = 500
+
+
+def _next_seqs_statement(count):
+    """One statement for `count` users: creates each counter on first use, otherwise bumps it
+    under its row lock (held to the end of the transaction), and returns (user_id, new seq).
+    Rows are upserted in the order of the VALUES list, so the locks are taken in that order.
+    SQLite ≥ 3.35 and PostgreSQL both accept it as written."""
+    values = ", ".join(f"(:u{i}, 1)" for i in range(count))
+    return text(
+        f"INSERT INTO stream_counters (user_id, seq) VALUES {values} "
+        "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 "
+        "RETURNING user_id, seq"
+    )
+
+
+def _next_seqs(session, user_ids):
+    """{user_id: next seq} for these (sorted, distinct) ids, one statement per SEQ_CHUNK users."""
+    seqs = {}
+    for start in range(0, len(user_ids), SEQ_CHUNK):
+        chunk = user_ids[start:start + SEQ_CHUNK]
+        rows = session.execute(_next_seqs_statement(len(chunk)), {f"u{i}": u for i, u in enumerate(chunk)})
+        seqs.update((user_id, seq) for user_id, seq in rows)
+    return seqs
 
 
 def record(user_ids, kind, data):
@@ -48,9 +65,10 @@ def record(user_ids, kind, data):
     events, staged = [], []
     # Ascending ids: two transactions writing to the same users lock their counters in the same
     # order, so they queue instead of deadlocking.
-    for user_id in sorted({int(u) for u in user_ids}):
-        seq = session.execute(_NEXT_SEQ, {"user_id": user_id}).scalar_one()
-        values = dict(user_id=user_id, seq=seq, kind=kind, data=dict(data or {}), created_at=created_at)
+    user_ids = sorted({int(u) for u in user_ids})
+    seqs = _next_seqs(session, user_ids)
+    for user_id in user_ids:
+        values = dict(user_id=user_id, seq=seqs[user_id], kind=kind, data=dict(data or {}), created_at=created_at)
         events.append(StreamEvent(**values))
         staged.append(StreamEvent(**values))  # a detached copy: readable after commit, no reload
     session.add_all(events)
@@ -104,7 +122,8 @@ def publish_committed():
 
 
 def _render(events):
-    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(registry.render(e)))) for e in events]
+    rendered = registry.render_all(events)
+    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html))) for e, html in zip(events, rendered)]
 
 
 # Session transaction events ---------------------------------------------------------------------

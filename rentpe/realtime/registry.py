@@ -13,15 +13,24 @@ from ..extensions import db
 log = logging.getLogger(__name__)
 
 renderers = {}
+batch_renderers = {}
 snapshots = []
 delivery_hooks = defaultdict(list)
 presence_hooks = []
 
 
-def register_renderer(kind, fn):
+def register_renderer(kind, fn, many=None):
     """`fn(event) -> str | None`: the HTML for `event` as its recipient (`event.user_id`) sees it.
-    One renderer per kind; registering again replaces it."""
+    One renderer per kind; registering again replaces it.
+
+    `many(events) -> [str | None]` (optional) renders several events of the kind at once, one
+    result per event in order: a message to a 500-member board is 500 events that share every
+    query but the recipient's own, so a publish reads them once instead of once per member."""
     renderers[kind] = fn
+    if many is None:
+        batch_renderers.pop(kind, None)
+    else:
+        batch_renderers[kind] = many
     return fn
 
 
@@ -57,6 +66,32 @@ def render(event):
         log.exception("renderer for %r failed on event %s/%s", event.kind, event.user_id, event.seq)
         db.session.rollback()
         return None
+
+
+def render_all(events):
+    """`render` of each event, in order; kinds with a batch renderer are rendered together."""
+    results = [None] * len(events)
+    positions = defaultdict(list)
+    for index, event in enumerate(events):
+        positions[event.kind].append(index)
+    for kind, indexes in positions.items():
+        many = batch_renderers.get(kind)
+        if many is not None and len(indexes) > 1:
+            try:
+                rendered = list(many([events[i] for i in indexes]))
+                if len(rendered) != len(indexes):
+                    raise ValueError(f"{len(rendered)} results for {len(indexes)} events")
+            except Exception:
+                log.exception("batch renderer for %r failed on %d events; rendering them one by one", kind,
+                              len(indexes))
+                db.session.rollback()
+            else:
+                for i, html in zip(indexes, rendered):
+                    results[i] = html
+                continue
+        for i in indexes:
+            results[i] = render(events[i])
+    return results
 
 
 def render_snapshots(user_id):
@@ -101,13 +136,16 @@ def call_presence_hooks(user_id, online):
 
 def saved():
     """A copy of every registration, for `restore` (tests register their own kinds and hooks)."""
-    return dict(renderers), list(snapshots), {k: list(v) for k, v in delivery_hooks.items()}, list(presence_hooks)
+    return (dict(renderers), dict(batch_renderers), list(snapshots), {k: list(v) for k, v in delivery_hooks.items()},
+            list(presence_hooks))
 
 
 def restore(state):
-    r, s, d, p = state
+    r, b, s, d, p = state
     renderers.clear()
     renderers.update(r)
+    batch_renderers.clear()
+    batch_renderers.update(b)
     snapshots[:] = s
     delivery_hooks.clear()
     delivery_hooks.update(d)
