@@ -1,7 +1,12 @@
 """Error pages. htmx requests get the bare fragment so it lands where the action was."""
+import logging
+
+import sqlalchemy.exc
 from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: "That request didn't make sense to us.",
@@ -41,7 +46,26 @@ def handle_unexpected(exc):
     return render_error(InternalServerError.code)
 
 
+# Every pooled database connection is in use and none came free in time (a burst of streams
+# reconnecting at once, say). The request was not served, so it can be retried as it was: 503 with
+# Retry-After, which browsers' streams (htmx) retry with backoff. The answer is static: rendering a
+# page would need the database again.
+OVERLOADED_RETRY_SECONDS = 2
+OVERLOADED_BODY = ('<!doctype html><meta charset="utf-8"><title>RentPe is busy</title>'
+                   "<p>RentPe is very busy right now. Please try again in a moment.</p>")
+
+
+def handle_overloaded(exc):
+    from .extensions import db
+
+    db.session.remove()
+    log.warning("no database connection came free in time: %s", exc)
+    body = "" if request.path.startswith("/events") else OVERLOADED_BODY
+    return body, 503, {"Retry-After": str(OVERLOADED_RETRY_SECONDS), "Content-Type": "text/html; charset=utf-8"}
+
+
 def init_app(app):
+    app.register_error_handler(sqlalchemy.exc.TimeoutError, handle_overloaded)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     if not app.debug and not app.testing:
