@@ -53,3 +53,36 @@ def test_a_suspended_users_open_streams_end_and_their_next_request_is_logged_out
     assert "Log out" not in laptop.get("/").get_data(as_text=True)
     assert laptop.get("/inbox").status_code == 302
     assert not mod_stream.ended
+
+
+def test_board_messages_are_reported_and_hidden_by_a_moderator_live_for_every_member(
+        make_client, buyer, seller, make_seller, moderator):
+    from rentpe.extensions import db
+    from rentpe.moderation.models import Report
+    from tests.board_helpers import make_board, send
+
+    lights = make_seller(display_name="Lights Co")
+    board_id = make_board(buyer, sellers=[seller, lights])
+    asha, ravi, lights_client, mod = (logged_in(make_client, u) for u in (buyer, seller, lights, moderator))
+    send(ravi, board_id, "Send the advance to my UPI, skip RentPe", "board-scam-01")
+    scam = messages_in(board_id)[-1]
+
+    # Any member may report it; the moderator sees it with its context, from the board.
+    assert lights_client.post(f"/report/message/{scam.id}", {"reason": "scam", "note": "asks to pay outside"}
+                              ).status_code in (302, 303)
+    [report] = db.session.scalars(db.select(Report)).all()
+    page = mod.get(f"/admin/reports/{report.id}").get_data(as_text=True)
+    assert "skip RentPe" in page
+
+    streams = [Stream(c) for c in (asha, lights_client)]
+    try:
+        for stream in streams:
+            assert stream.contains(": open")
+        assert mod.post(f"/admin/messages/{scam.id}/hide", {"reason": "Off-platform payment"}).status_code == 303
+        for stream in streams:
+            assert stream.contains("removed by a moderator")
+            assert "skip RentPe" not in [e for e in stream.events() if "removed by a moderator" in e["data"]][0]["data"]
+    finally:
+        for stream in streams:
+            stream.close()
+    assert "removed by a moderator" in asha.get(f"/boards/{board_id}").get_data(as_text=True)
