@@ -86,7 +86,7 @@ sio = socketio.Server(async_mode="gevent", client_manager=socketio.RedisManager(
 
 
 class Refused(Exception):
-    pass
+    """A send the peer turns down; its text goes back in the ack's `error`."""
 
 
 def utcnow():
