@@ -16,7 +16,7 @@ from rentpe.chat import services
 from rentpe.chat.boards import services as board_services
 from rentpe.chat.boards.services import BOARD
 from rentpe.chat.models import Conversation, Participant
-from rentpe.chat.services import MESSAGE
+from rentpe.chat.services import BOARD_MESSAGE as MESSAGE
 from rentpe.extensions import db
 from rentpe.realtime import registry
 from rentpe.realtime.models import StreamEvent

@@ -20,7 +20,7 @@ from ..extensions import db
 from . import queries
 from .hiding import HIDDEN
 from .models import DIRECT, Conversation, Message
-from .services import MESSAGE, READ, RECEIPT
+from .services import BOARD_MESSAGE, MESSAGE, READ, RECEIPT
 
 
 def _conversation_for(event):
@@ -147,8 +147,8 @@ def on_messages_delivered(user_id, events):
 
     up_to = {}
     for event in events:
-        if event.data.get("sender_id") == user_id or event.data.get("board"):
-            continue  # my own message reaching my other tabs, or a board's: nothing to mark, no queries
+        if event.data.get("sender_id") == user_id:
+            continue  # my own message reaching my other tabs: nothing to mark, no queries
         conversation_id, message_id = event.data.get("conversation_id"), event.data.get("message_id")
         if conversation_id and message_id:
             up_to[conversation_id] = max(up_to.get(conversation_id, 0), message_id)
@@ -184,6 +184,7 @@ def on_presence_changed(user_id, online):
 
 def init_app(app):
     realtime.register_renderer(MESSAGE, render_message_event, many=render_message_events)
+    realtime.register_renderer(BOARD_MESSAGE, render_message_event, many=render_message_events)
     realtime.register_renderer(READ, render_read_event)
     realtime.register_renderer(RECEIPT, render_receipt_event)
     realtime.register_renderer(HIDDEN, render_hidden_event)

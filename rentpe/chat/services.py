@@ -23,6 +23,9 @@ from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Partici
 
 MAX_BODY_CHARS = 4000
 MESSAGE = "chat.message"
+# A board's messages are their own kind: boards have no delivery receipts, so their events have no
+# delivery hook, and a member's stream does no work after writing one (500 members, 500 streams).
+BOARD_MESSAGE = "chat.board_message"
 READ = "chat.read"
 RECEIPT = "chat.receipt"
 
@@ -154,10 +157,10 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
         .where(Participant.conversation_id == conversation.id, Participant.user_id == sender.id)
         .values(last_read_message_id=message.id, last_read_at=now, unread_count=0)
     )
-    data = {"conversation_id": conversation.id, "message_id": message.id, "sender_id": sender.id}
-    if conversation.kind == GROUP:
-        data["board"] = True  # no delivery receipts in boards: their streams skip the hook's queries
-    realtime.record(members, MESSAGE, data)
+    realtime.record(
+        members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
+        {"conversation_id": conversation.id, "message_id": message.id, "sender_id": sender.id},
+    )
     db.session.commit()
     realtime.publish_committed()
     return message, True
