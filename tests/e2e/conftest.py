@@ -29,6 +29,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -300,6 +301,11 @@ class Guard:
             # an inbox row moving up) is cancelled by the browser. A broken image is a 4xx/5xx
             # response, which on_response reports.
             if "ERR_ABORTED" in error and request.resource_type == "image":
+                return
+            # The page's own stream is cancelled by the page (leaving it, or htmx pausing a hidden
+            # tab), and that abort too may be reported before the next navigation has started. A
+            # stream the server breaks fails otherwise (reset, incomplete body, 5xx).
+            if "ERR_ABORTED" in error and urlsplit(request.url).path == "/events":
                 return
             self._add("requestfailed", request.url, f"{request.method} {error}")
 
