@@ -88,6 +88,9 @@ def test_sends_racing_a_removal_never_reach_the_removed_member_after_it(app, buy
                 services.send_message(db.session.get(Conversation, board_id), db.session.get(User, ids[name]),
                                       f"{name} {i}", f"race-{name}-{i:04d}")
                 db.session.remove()
+                # People pause between messages: without it two senders can hold SQLite's write
+                # lock back to back until all 30 are in, and the removal would race nothing.
+                time.sleep(0.01)
         return send_many
 
     def remover():
