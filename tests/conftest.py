@@ -194,6 +194,21 @@ def make_client(app):
     return lambda: Client(app)
 
 
+@pytest.fixture
+def buyer_client(client, buyer):
+    """The default client, logged in as the buyer."""
+    client.login(buyer)
+    return client
+
+
+@pytest.fixture
+def seller_client(make_client, seller):
+    """A second client, logged in as the seller."""
+    c = make_client()
+    c.login(seller)
+    return c
+
+
 
 # Live updates: both brokers, tiny timings, and a stream reader ----------------------------------
 

@@ -12,19 +12,6 @@ from tests.chat_helpers import (
 )
 
 
-@pytest.fixture
-def buyer_client(client, buyer):
-    client.login(buyer)
-    return client
-
-
-@pytest.fixture
-def seller_client(make_client, seller):
-    c = make_client()
-    c.login(seller)
-    return c
-
-
 def test_first_contact_opens_a_conversation_with_a_listing_card(buyer_client, listing, seller, buyer):
     response = contact(buyer_client, listing, "Hello! Is the hall free on 12 Dec?")
     cid = conversation_id_from(response)

@@ -36,12 +36,6 @@ def age(user, days):
 
 
 @pytest.fixture
-def buyer_client(client, buyer):
-    client.login(buyer)
-    return client
-
-
-@pytest.fixture
 def conversation_id(buyer_client, listing):
     return conversation_id_from(contact(buyer_client, listing, "First question"))
 

@@ -46,19 +46,6 @@ def test_the_policy_comes_from_the_environment(tmp_path):
         from_environment(str(tmp_path), {"CONTACT_INFO_POLICY": "ignore"})
 
 
-@pytest.fixture
-def buyer_client(client, buyer):
-    client.login(buyer)
-    return client
-
-
-@pytest.fixture
-def seller_client(make_client, seller):
-    c = make_client()
-    c.login(seller)
-    return c
-
-
 def send(client, cid, body, key, htmx=True):
     return client.post(f"/conversations/{cid}/messages", {"body": body, "client_key": key}, htmx=htmx)
 

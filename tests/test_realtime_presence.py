@@ -21,12 +21,6 @@ def transitions(live):
     return calls
 
 
-@pytest.fixture
-def buyer_client(client, buyer):
-    client.login(buyer)
-    return client
-
-
 def test_online_from_the_first_open_to_the_last_close(buyer, seller, buyer_client, open_stream, transitions):
     assert realtime.presence.online([buyer.id, seller.id]) == set()
     assert realtime.presence.last_seen(buyer.id) is None

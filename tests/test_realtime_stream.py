@@ -40,12 +40,6 @@ def shown(messages):
     return [(m["id"], n) for m in messages if m.get("data") for n in NOTE.findall(m["data"])]
 
 
-@pytest.fixture
-def buyer_client(client, buyer):
-    client.login(buyer)
-    return client
-
-
 def test_logged_out_gets_401_not_a_redirect(client, open_stream):
     stream = open_stream(client)
     assert stream.status_code == 401
