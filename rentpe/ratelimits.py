@@ -134,7 +134,8 @@ def limit(rule, key, *, count=None, refused=None, exempt_when=None, methods=("PO
     """
 
     def on_breach(request_limit):
-        seconds = max(1.0, request_limit.reset_at - time.time())
+        # The window's reset time is whole seconds: rounded up, "a minute" could say 61.
+        seconds = min(max(1.0, request_limit.reset_at - time.time()), request_limit.limit.get_expiry())
         message = rule.message(seconds)
         if refused is not None:
             body = refused(message)

@@ -1,10 +1,13 @@
 """What every message costs to deliver: the per-recipient inbox row comes from the conversation
 the renderer already holds, and a sender's own message reaching their other tabs marks nothing."""
+from types import SimpleNamespace
+
 from sqlalchemy import event
 
 from rentpe.chat import events, queries, services
 from rentpe.chat.models import Conversation
 from rentpe.extensions import db
+from rentpe.realtime import registry
 from rentpe.realtime.models import StreamEvent
 from tests.chat_helpers import contact, conversation_id_from
 
@@ -53,15 +56,41 @@ def test_a_senders_own_message_reaching_their_tabs_costs_no_queries(client, make
                                                           StreamEvent.kind == services.MESSAGE)).all()
     assert own and all(e.data["sender_id"] == buyer.id for e in own)
 
+    # The stream decides from the event's data alone that there is nothing to do...
+    assert not any(registry.wants_delivery(services.MESSAGE, buyer.id, e.data) for e in own)
+    # ...and the hooks are never handed it.
     with Statements() as statements:
-        events.on_messages_delivered(buyer.id, own)
+        registry.call_delivery_hooks(buyer.id, own)
     assert statements.count == 0
+    assert queries.receipt_for(db.session.get(Conversation, cid), buyer.id).status == "sent"
 
     # The seller's copy of the same event does mark it delivered.
     seller_id = listing.seller_id
     theirs = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == seller_id)).all()
-    events.on_messages_delivered(seller_id, theirs)
+    assert all(registry.wants_delivery(services.MESSAGE, seller_id, e.data) for e in theirs)
+    registry.call_delivery_hooks(seller_id, theirs)
+    db.session.expire_all()
     assert queries.receipt_for(db.session.get(Conversation, cid), buyer.id).status == "delivered"
+
+
+def test_a_delivery_receipt_renders_from_two_queries_and_matches_the_page(client, make_client, buyer, seller, listing):
+    client.login(buyer)
+    cid = conversation_id_from(contact(client, listing))
+    theirs = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == seller.id)).all()
+    registry.call_delivery_hooks(seller.id, theirs)
+    receipt_event = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == buyer.id,
+                                                                    StreamEvent.kind == services.RECEIPT)).one()
+    assert receipt_event.data == {"conversation_id": cid, "recipient_id": seller.id}
+    receipt_event = SimpleNamespace(user_id=buyer.id, data=dict(receipt_event.data))
+    db.session.expunge_all()  # nothing loaded yet, as in a stream's fresh session
+    with Statements() as statements:
+        html = events.render_receipt_event(receipt_event)
+    assert statements.count == 2
+    assert 'data-status="delivered"' in html and f'id="conv-{cid}-receipt"' in html
+    conversation = db.session.get(Conversation, cid)
+    for viewer in (buyer, seller):
+        assert queries.private_receipt(conversation, viewer.id) == queries.receipt_for(conversation, viewer.id)
+    assert queries.private_receipt(conversation, 10**6) is None
 
 
 def board_send_cost(client, make_seller, owner, members):

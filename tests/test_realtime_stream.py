@@ -304,6 +304,22 @@ def test_delivery_hooks_run_after_the_write_and_may_publish(buyer, seller, buyer
     assert [n for _, n in shown(seller_stream.messages(2))] == ["receipt-1", "receipt-2"]
 
 
+def test_delivery_hooks_get_the_events_data_and_only_the_events_they_want(buyer, buyer_client, open_stream):
+    calls = []
+    realtime.register_delivery_hook("test.note", lambda user_id, events: calls.append(
+        [(e.user_id, e.seq, e.kind, e.data) for e in events]), wants=lambda user_id, data: data["n"] != "skip")
+    note([buyer], "replayed")
+    note([buyer], "skip")
+    stream = open_stream(buyer_client, after=0)
+    stream.messages(2)
+    note([buyer], "skip")
+    stream.messages(1)
+    note([buyer], "live")
+    stream.messages(1)
+    stream.next()  # the write of "live" has returned
+    assert calls == [[(buyer.id, 1, "test.note", {"n": "replayed"})], [(buyer.id, 4, "test.note", {"n": "live"})]]
+
+
 def test_the_page_renders_a_cursor_read_before_its_data(app, buyer, client):
     @app.get("/test-page")
     def page_that_writes():

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from flask import render_template
 from markupsafe import Markup
+from sqlalchemy.orm import lazyload
 
 from .. import realtime
 from ..accounts.models import User
 from ..extensions import db
 from . import queries
 from .hiding import HIDDEN
-from .models import DIRECT, Conversation, Message
+from .models import Conversation, Message
 from .services import BOARD_MESSAGE, MESSAGE, READ, RECEIPT
 
 
@@ -64,11 +65,16 @@ def render_message_events(events):
     rendered (and a private conversation's receipt read)."""
     sent = {}
     unread = queries.total_unread_of({event.user_id for event in events})
+    receipts = {}  # private conversations: (conversation id, viewer id) -> Receipt, one query per message
     results = []
     for event in events:
         key = (event.data.get("conversation_id"), event.data.get("message_id"))
         if key not in sent:
             sent[key] = _sent(*key)
+            if sent[key] is not None and not sent[key].conversation.is_board:
+                viewers = {e.user_id for e in events if (e.data.get("conversation_id"), e.data.get("message_id")) == key}
+                receipts.update(((key[0], viewer), receipt) for viewer, receipt in
+                                queries.receipts_for(sent[key].conversation, viewers).items())
         shared, viewer_id = sent[key], event.user_id
         me = shared.members.get(viewer_id) if shared is not None else None
         if me is None:
@@ -84,7 +90,7 @@ def render_message_events(events):
             render_template(
                 "chat/events/message.html", conversation=conversation, message=message, viewer_id=viewer_id,
                 receipt_html=shared.receipt_html,
-                receipt=None if shared.receipt_html else queries.receipt_for(conversation, viewer_id),
+                receipt=None if shared.receipt_html else receipts.get((conversation.id, viewer_id)),
                 unread=unread.get(viewer_id, 0),
             ),
         ])
@@ -104,8 +110,14 @@ def render_read_event(event):
 
 
 def render_receipt_event(event):
-    conversation = _conversation_for(event)
-    return render_receipt(conversation, event.user_id) if conversation is not None else None
+    """A delivery receipt (private conversations only): the viewer's receipt line, from one
+    query for the cursors and one for the conversation (without loading its people)."""
+    conversation = db.session.get(Conversation, event.data.get("conversation_id"),
+                                  options=[lazyload(Conversation.participants)])
+    receipt = queries.private_receipt(conversation, event.user_id) if conversation is not None else None
+    if receipt is None:
+        return None  # gone, or no longer theirs: send nothing about it
+    return render_template("chat/_receipt.html", conversation=conversation, receipt=receipt, oob=True)
 
 
 def render_receipt(conversation, viewer_id):
@@ -141,33 +153,27 @@ def render_typing(conversation, user):
     return render_template("chat/_typing.html", conversation=conversation, typist=user, oob=True)
 
 
+def wants_delivery_receipt(user_id, data):
+    """A message reaching its recipient moves their delivery cursor; my own message reaching my
+    other tabs does nothing (decided in the stream, before any context or query)."""
+    return bool(data.get("conversation_id") and data.get("message_id")) and data.get("sender_id") != user_id
+
+
 def on_messages_delivered(user_id, events):
-    """Messages reached one of `user_id`'s streams: move their delivery cursors (receipts)."""
+    """Messages from others reached one of `user_id`'s streams: move their delivery cursors.
+
+    Only private conversations' messages (`MESSAGE`) have this hook: boards show who has *seen*
+    the last message, not who received it (a receipt per member for every member a message
+    reaches would cost an event per member)."""
     from .services import mark_delivered
 
-    up_to = {}
+    up_to, senders = {}, {}
     for event in events:
-        if event.data.get("sender_id") == user_id:
-            continue  # my own message reaching my other tabs: nothing to mark, no queries
-        conversation_id, message_id = event.data.get("conversation_id"), event.data.get("message_id")
-        if conversation_id and message_id:
-            up_to[conversation_id] = max(up_to.get(conversation_id, 0), message_id)
-    if not up_to:
-        return
-    # Only messages from others count; my own messages are not "delivered" to me.
-    from sqlalchemy import func, select
-
-    from .models import Message
-
-    # Boards show who has *seen* the last message, not who received it: no delivery receipts there
-    # (they would cost an event per member for every member a message reaches).
-    rows = db.session.execute(
-        select(Message.conversation_id, func.max(Message.id))
-        .join(Conversation, Conversation.id == Message.conversation_id)
-        .where(Message.conversation_id.in_(up_to), Message.sender_id != user_id, Conversation.kind == DIRECT)
-        .group_by(Message.conversation_id)
-    ).all()
-    mark_delivered(user_id, {cid: min(mid, up_to[cid]) for cid, mid in rows if mid})
+        conversation_id, message_id = event.data["conversation_id"], event.data["message_id"]
+        up_to[conversation_id] = max(up_to.get(conversation_id, 0), message_id)
+        senders.setdefault(conversation_id, set()).add(event.data["sender_id"])
+    # In a private conversation the sender is the one other participant: they get the receipt.
+    mark_delivered(user_id, up_to, notify=senders)
 
 
 def on_presence_changed(user_id, online):
@@ -189,5 +195,5 @@ def init_app(app):
     realtime.register_renderer(RECEIPT, render_receipt_event)
     realtime.register_renderer(HIDDEN, render_hidden_event)
     realtime.register_snapshot(render_badge_snapshot)
-    realtime.register_delivery_hook(MESSAGE, on_messages_delivered)
+    realtime.register_delivery_hook(MESSAGE, on_messages_delivered, wants=wants_delivery_receipt)
     realtime.register_presence_hook(on_presence_changed)

@@ -173,9 +173,40 @@ def receipt_for(conversation, viewer_id):
     my_last = db.session.scalar(
         select(func.max(Message.id)).where(Message.conversation_id == conversation.id, Message.sender_id == viewer_id)
     )
+    return _receipt(conversation, viewer_id, my_last)
+
+
+def receipts_for(conversation, viewer_ids):
+    """{viewer id: `receipt_for(conversation, viewer)`} for a private conversation, in one query
+    (a new message renders the receipt of both people)."""
+    last_by_sender = dict(db.session.execute(
+        select(Message.sender_id, func.max(Message.id))
+        .where(Message.conversation_id == conversation.id, Message.sender_id.in_(sorted(viewer_ids)))
+        .group_by(Message.sender_id)
+    ).all())
+    return {viewer_id: _receipt(conversation, viewer_id, last_by_sender.get(viewer_id)) for viewer_id in viewer_ids}
+
+
+def private_receipt(conversation, viewer_id):
+    """`receipt_for` a private conversation from one query that reads only the cursors (not the
+    participants and their accounts); None when the viewer is not a participant."""
+    my_last = (select(func.max(Message.id))
+               .where(Message.conversation_id == conversation.id, Message.sender_id == viewer_id)
+               .scalar_subquery())
+    rows = db.session.execute(
+        select(Participant.user_id, Participant.last_read_message_id, Participant.last_read_at,
+               Participant.delivered_message_id, Participant.delivered_at, my_last.label("my_last"))
+        .where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
+    ).all()
+    if all(row.user_id != viewer_id for row in rows):
+        return None
+    return _receipt(conversation, viewer_id, rows[0].my_last, others=[r for r in rows if r.user_id != viewer_id])
+
+
+def _receipt(conversation, viewer_id, my_last, others=None):
     if not my_last:
         return Receipt(None, None)
-    others = conversation.others(viewer_id)
+    others = conversation.others(viewer_id) if others is None else others
     if others and all(p.last_read_message_id >= my_last for p in others):
         return Receipt(my_last, "seen", max(p.last_read_at for p in others if p.last_read_at))
     if others and all(p.delivered_message_id >= my_last for p in others):

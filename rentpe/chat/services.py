@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -121,16 +121,13 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     body = clean_body(body)
     contact_flags = screen_contact_details(body)
     client_key = clean_client_key(client_key)
-    existing = _message_by_key(conversation.id, sender.id, client_key)
-    if existing is not None:
-        return existing, False
     now = utcnow()
-    _lock_conversation(conversation.id, last_message_at=now, message_count=Conversation.message_count + 1)
+    closed_at = _lock_conversation(conversation.id, last_message_at=now, message_count=Conversation.message_count + 1)
     existing = _message_by_key(conversation.id, sender.id, client_key)
-    if existing is not None:  # the same key committed while we waited for the lock
+    if existing is not None:  # a retry, or the same key committed while we waited for the lock
         db.session.rollback()
         return existing, False
-    members = _members_open_to(conversation.id, sender.id)
+    members = _members_open_to(conversation.id, sender.id, closed_at)
     refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
     if refused:
         db.session.rollback()
@@ -146,16 +143,16 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     db.session.execute(
         update(Conversation).where(Conversation.id == conversation.id).values(last_message_id=message.id)
     )
-    recipients = sorted(members - {sender.id})
+    # One statement for every member: the recipients have one more unread, the sender has read
+    # up to their own message.
+    is_sender = Participant.user_id == sender.id
     db.session.execute(
         update(Participant)
-        .where(Participant.conversation_id == conversation.id, Participant.user_id.in_(recipients))
-        .values(unread_count=Participant.unread_count + 1)
-    )
-    db.session.execute(
-        update(Participant)
-        .where(Participant.conversation_id == conversation.id, Participant.user_id == sender.id)
-        .values(last_read_message_id=message.id, last_read_at=now, unread_count=0)
+        .where(Participant.conversation_id == conversation.id, Participant.user_id.in_(sorted(members)))
+        .values(unread_count=case((is_sender, 0), else_=Participant.unread_count + 1),
+                last_read_message_id=case((is_sender, message.id), else_=Participant.last_read_message_id),
+                last_read_at=case((is_sender, now), else_=Participant.last_read_at)),
+        execution_options={"synchronize_session": False},
     )
     realtime.record(
         members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
@@ -199,10 +196,14 @@ def mark_read(conversation, user, up_to_message_id):
     return True
 
 
-def mark_delivered(user_id, up_to_by_conversation):
-    """The messages up to these ids reached one of `user_id`'s streams or pages."""
+def mark_delivered(user_id, up_to_by_conversation, notify=None):
+    """The messages up to these ids reached one of `user_id`'s streams or pages. Each other
+    participant of a conversation whose cursor moved gets a receipt event; `notify`
+    ({conversation id: user ids}) names them when the caller knows (the sender of a private
+    conversation's message is its one other participant), saving a query per conversation."""
     if not up_to_by_conversation:
         return []
+    notify = notify or {}
     now = utcnow()
     moved = []
     for conversation_id, up_to in sorted(up_to_by_conversation.items()):
@@ -215,10 +216,12 @@ def mark_delivered(user_id, up_to_by_conversation):
         if count:
             moved.append(conversation_id)
     for conversation_id in moved:
-        others = db.session.scalars(
-            select(Participant.user_id)
-            .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
-        ).all()
+        others = notify.get(conversation_id)
+        if others is None:
+            others = db.session.scalars(
+                select(Participant.user_id)
+                .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
+            ).all()
         realtime.record(sorted(others), RECEIPT, {"conversation_id": conversation_id, "recipient_id": user_id})
     db.session.commit()
     realtime.publish_committed()
@@ -235,14 +238,13 @@ def send_typing(conversation, user):
     realtime.ephemeral(others, render_typing(conversation, user))
 
 
-def _members_open_to(conversation_id, sender_id):
+def _members_open_to(conversation_id, sender_id, closed_at):
     """The ids of the conversation's current participants, read under its row lock; refuses (and
     rolls back) when the sender is no longer one of them or the conversation is closed."""
     members = set(db.session.scalars(
         select(Participant.user_id)
         .where(Participant.conversation_id == conversation_id, Participant.left_at.is_(None))
     ))
-    closed_at = db.session.scalar(select(Conversation.closed_at).where(Conversation.id == conversation_id))
     if sender_id not in members or closed_at is not None:
         db.session.rollback()
         if closed_at is not None:
@@ -276,6 +278,11 @@ def _greatest(column, value):
 
 
 def _lock_conversation(conversation_id, **values):
-    """Take the conversation's row lock for the rest of the transaction (see module docstring)."""
+    """Take the conversation's row lock for the rest of the transaction (see module docstring).
+    Returns the conversation's `closed_at` as of the lock."""
     values = values or {"id": Conversation.id}
-    db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values))
+    return db.session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(**values)
+        .returning(Conversation.closed_at),
+        execution_options={"synchronize_session": False},
+    ).scalar()

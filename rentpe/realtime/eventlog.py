@@ -94,15 +94,6 @@ def events_after(user_id, cursor, limit):
     return list(db.session.scalars(query))
 
 
-def events_by_seq(user_id, seqs):
-    query = (
-        select(StreamEvent)
-        .where(StreamEvent.user_id == user_id, StreamEvent.seq.in_(sorted(seqs)))
-        .order_by(StreamEvent.seq)
-    )
-    return list(db.session.scalars(query))
-
-
 def publish_committed():
     """Render and publish the events of this session's committed transactions. Never raises for
     a broker failure: the event is in SQL and every stream replays it on reconnect."""
@@ -123,7 +114,9 @@ def publish_committed():
 
 def _render(events):
     rendered = registry.render_all(events)
-    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html))) for e, html in zip(events, rendered)]
+    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html),
+                                        e.data if registry.has_delivery_hooks(e.kind) else None))
+            for e, html in zip(events, rendered)]
 
 
 # Session transaction events ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 renderers = {}
 batch_renderers = {}
 snapshots = []
-delivery_hooks = defaultdict(list)
+delivery_hooks = defaultdict(list)  # kind -> [(fn, wants)]
 presence_hooks = []
 
 
@@ -41,10 +41,16 @@ def register_snapshot(fn):
     return fn
 
 
-def register_delivery_hook(kind, fn):
-    """`fn(user_id, events)` after a stream has written events of `kind` to its client."""
-    if fn not in delivery_hooks[kind]:
-        delivery_hooks[kind].append(fn)
+def register_delivery_hook(kind, fn, wants=None):
+    """`fn(user_id, events)` after a stream has written events of `kind` to its client. Events
+    carry `user_id`, `seq`, `kind` and `data` (the published payload brings the data along).
+
+    `wants(user_id, data) -> bool` (optional) picks the events `fn` has work for. It runs in the
+    stream for every event of the kind, with no context and no database, so it must only look at
+    its arguments: an event no hook wants costs the stream nothing after its write (no context,
+    no connection)."""
+    if all(f is not fn for f, _ in delivery_hooks[kind]):
+        delivery_hooks[kind].append((fn, wants))
     return fn
 
 
@@ -112,17 +118,39 @@ def has_delivery_hooks(kind):
     return bool(delivery_hooks.get(kind))
 
 
+def wants_delivery(kind, user_id, data):
+    """Whether some delivery hook of `kind` has work for this event of `user_id`."""
+    for _, wants in delivery_hooks.get(kind, ()):
+        try:
+            if wants is None or wants(user_id, data or {}):
+                return True
+        except Exception:
+            log.exception("delivery filter for %r failed for user %s", kind, user_id)
+    return False
+
+
 def call_delivery_hooks(user_id, events):
     by_kind = defaultdict(list)
     for event in events:
         by_kind[event.kind].append(event)
     for kind, of_kind in by_kind.items():
-        for fn in list(delivery_hooks.get(kind, ())):
+        for fn, wants in list(delivery_hooks.get(kind, ())):
+            wanted = of_kind if wants is None else [e for e in of_kind if _wanted(wants, user_id, e)]
+            if not wanted:
+                continue
             try:
-                fn(user_id, of_kind)
+                fn(user_id, wanted)
             except Exception:
                 log.exception("delivery hook %r failed for user %s", fn, user_id)
                 db.session.rollback()
+
+
+def _wanted(wants, user_id, event):
+    try:
+        return wants(user_id, event.data or {})
+    except Exception:
+        log.exception("delivery filter for %r failed for user %s", event.kind, user_id)
+        return False
 
 
 def call_presence_hooks(user_id, online):

@@ -18,6 +18,7 @@ import queue
 import random
 import time
 import uuid
+from typing import NamedTuple
 
 from flask import Blueprint, Response, current_app, g, request
 from flask_login import current_user
@@ -103,7 +104,7 @@ class Stream:
         self.id = uuid.uuid4().hex
         self.subscription = None
         self.backlog = []
-        self.delivered = []  # seqs written to the client whose kind has delivery hooks
+        self.delivered = []  # events written to the client that a delivery hook wants
         self.seen = 0  # every seq <= seen has been sent; it is the `id:` the client holds
         self.ahead = set()  # seqs > seen + 1 already sent (without id)
         self.gap_since = None
@@ -135,8 +136,7 @@ class Stream:
             return self._resync()
         for row in rows:
             self.backlog.append(html_frame(registry.render(row), id=row.seq))  # id-only if None
-            if registry.has_delivery_hooks(row.kind):
-                self.delivered.append(row.seq)
+            self._note_delivery(row.seq, row.kind, row.data)
         self.seen = rows[-1].seq if rows else cursor
 
     def _resync(self):
@@ -213,8 +213,7 @@ class Stream:
         seq = message.seq
         if seq <= self.seen or seq in self.ahead:
             return ""  # already sent (by the replay, or earlier out of order)
-        if registry.has_delivery_hooks(message.kind):
-            self.delivered.append(seq)
+        self._note_delivery(seq, message.kind, message.data)
         if seq != self.seen + 1:
             self.ahead.add(seq)
             if self.gap_since is None:
@@ -233,12 +232,18 @@ class Stream:
         except Exception as exc:
             log.warning("presence unavailable: %s", exc)
 
+    def _note_delivery(self, seq, kind, data):
+        # Decided here, without a context or a connection: most events (a sender's own message
+        # reaching their other tabs, every board message) have no delivery work at all.
+        if registry.wants_delivery(kind, self.user_id, data):
+            self.delivered.append(Delivered(self.user_id, seq, kind, data or {}))
+
     def _after_delivery(self):
         if not self.delivered:
             return
-        seqs, self.delivered = self.delivered, []
+        events, self.delivered = self.delivered, []
         with self._context():
-            registry.call_delivery_hooks(self.user_id, event_log.events_by_seq(self.user_id, seqs))
+            registry.call_delivery_hooks(self.user_id, events)
 
     def _context(self):
         return _HookContext(self.app, self.environ)
@@ -259,6 +264,14 @@ class Stream:
         if offline:
             with self._context():
                 registry.call_presence_hooks(self.user_id, False)
+
+
+class Delivered(NamedTuple):
+    """An event as delivery hooks see it: what its payload (or its replayed row) carried."""
+    user_id: int
+    seq: int
+    kind: str
+    data: dict
 
 
 class _HookContext:
