@@ -47,15 +47,20 @@ class _Sent:
 
 def _sent(conversation_id, message_id):
     conversation = db.session.get(Conversation, conversation_id)
-    message = queries.message_in(conversation_id, message_id) if conversation is not None else None
-    if message is None:
+    # By primary key: when publishing live, the sender's request already holds the message.
+    message = db.session.get(Message, message_id) if conversation is not None else None
+    if message is None or message.conversation_id != conversation.id:
         return None
     receipt_html = None
     if conversation.is_board:
         receipt_html = render_template("chat/_receipt.html", conversation=conversation,
                                        receipt=queries.receipt_for(conversation, None), oob=True)
+    # The inbox thumbnail is the listing the conversation last asked about: this message's own
+    # when it is the newest and asks about one.
+    newest_asks = message.listing_id is not None and message.id == conversation.last_message_id
+    listing = message.listing if newest_asks else queries.latest_listing(conversation.id)
     return _Sent(conversation, message, {p.user_id: p for p in conversation.participants},
-                 queries.latest_listing(conversation.id), Markup(receipt_html) if receipt_html else None)
+                 listing, Markup(receipt_html) if receipt_html else None)
 
 
 def render_message_events(events):

@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +20,8 @@ from ..extensions import db
 from ..models_base import utcnow
 from . import blocks, contact
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
+
+_conversations, _participants, _messages = Conversation.__table__, Participant.__table__, Message.__table__
 
 MAX_BODY_CHARS = 4000
 MESSAGE = "chat.message"
@@ -122,43 +124,45 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     contact_flags = screen_contact_details(body)
     client_key = clean_client_key(client_key)
     now = utcnow()
-    closed_at = _lock_conversation(conversation.id, last_message_at=now, message_count=Conversation.message_count + 1)
+    closed_at = _lock_conversation(conversation.id, last_message_at=now,
+                                   message_count=_conversations.c.message_count + 1)
     existing = _message_by_key(conversation.id, sender.id, client_key)
     if existing is not None:  # a retry, or the same key committed while we waited for the lock
         db.session.rollback()
         return existing, False
-    members = _members_open_to(conversation.id, sender.id, closed_at)
+    members = _members_open_to(conversation, sender.id, closed_at)
     refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
     if refused:
         db.session.rollback()
         raise ChatError(refused, status=403)
-    message = Message(conversation_id=conversation.id, sender_id=sender.id, body=body,
-                      client_key=client_key, listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-    db.session.add(message)
+    # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
     try:
-        db.session.flush()
+        message_id = db.session.execute(
+            insert(_messages).values(conversation_id=conversation.id, sender_id=sender.id, body=body,
+                                     client_key=client_key, listing_id=listing_id, created_at=now,
+                                     contact_flags=contact_flags).returning(_messages.c.id)
+        ).scalar_one()
     except IntegrityError:
         db.session.rollback()
         return _message_by_key(conversation.id, sender.id, client_key), False
-    db.session.execute(
-        update(Conversation).where(Conversation.id == conversation.id).values(last_message_id=message.id)
-    )
+    db.session.execute(update(_conversations).where(_conversations.c.id == conversation.id)
+                       .values(last_message_id=message_id))
     # One statement for every member: the recipients have one more unread, the sender has read
     # up to their own message.
-    is_sender = Participant.user_id == sender.id
+    is_sender = _participants.c.user_id == sender.id
     db.session.execute(
-        update(Participant)
-        .where(Participant.conversation_id == conversation.id, Participant.user_id.in_(sorted(members)))
-        .values(unread_count=case((is_sender, 0), else_=Participant.unread_count + 1),
-                last_read_message_id=case((is_sender, message.id), else_=Participant.last_read_message_id),
-                last_read_at=case((is_sender, now), else_=Participant.last_read_at)),
-        execution_options={"synchronize_session": False},
+        update(_participants)
+        .where(_participants.c.conversation_id == conversation.id, _participants.c.user_id.in_(sorted(members)))
+        .values(unread_count=case((is_sender, 0), else_=_participants.c.unread_count + 1),
+                last_read_message_id=case((is_sender, message_id), else_=_participants.c.last_read_message_id),
+                last_read_at=case((is_sender, now), else_=_participants.c.last_read_at))
     )
     realtime.record(
         members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
-        {"conversation_id": conversation.id, "message_id": message.id, "sender_id": sender.id},
+        {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id},
     )
     db.session.commit()
+    message = db.session.get(Message, message_id)  # held here, the publish renders it without a query
     realtime.publish_committed()
     return message, True
 
@@ -208,9 +212,9 @@ def mark_delivered(user_id, up_to_by_conversation, notify=None):
     moved = []
     for conversation_id, up_to in sorted(up_to_by_conversation.items()):
         count = db.session.execute(
-            update(Participant)
-            .where(Participant.conversation_id == conversation_id, Participant.user_id == user_id,
-                   Participant.delivered_message_id < up_to)
+            update(_participants)
+            .where(_participants.c.conversation_id == conversation_id, _participants.c.user_id == user_id,
+                   _participants.c.delivered_message_id < up_to)
             .values(delivered_message_id=up_to, delivered_at=now)
         ).rowcount
         if count:
@@ -238,13 +242,18 @@ def send_typing(conversation, user):
     realtime.ephemeral(others, render_typing(conversation, user))
 
 
-def _members_open_to(conversation_id, sender_id, closed_at):
-    """The ids of the conversation's current participants, read under its row lock; refuses (and
-    rolls back) when the sender is no longer one of them or the conversation is closed."""
-    members = set(db.session.scalars(
-        select(Participant.user_id)
-        .where(Participant.conversation_id == conversation_id, Participant.left_at.is_(None))
-    ))
+def _members_open_to(conversation, sender_id, closed_at):
+    """The ids of the conversation's current participants; refuses (and rolls back) when the
+    sender is no longer one of them or the conversation is closed. A board's members are read
+    again under its row lock (members come and go); a private conversation's two people never
+    change, so the ones the guard loaded are still them."""
+    if conversation.kind == DIRECT:
+        members = {p.user_id for p in conversation.participants}
+    else:
+        members = set(db.session.scalars(
+            select(Participant.user_id)
+            .where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
+        ))
     if sender_id not in members or closed_at is not None:
         db.session.rollback()
         if closed_at is not None:
@@ -280,9 +289,8 @@ def _greatest(column, value):
 def _lock_conversation(conversation_id, **values):
     """Take the conversation's row lock for the rest of the transaction (see module docstring).
     Returns the conversation's `closed_at` as of the lock."""
-    values = values or {"id": Conversation.id}
+    values = values or {"id": _conversations.c.id}
     return db.session.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(**values)
-        .returning(Conversation.closed_at),
-        execution_options={"synchronize_session": False},
+        update(_conversations).where(_conversations.c.id == conversation_id).values(**values)
+        .returning(_conversations.c.closed_at)
     ).scalar()

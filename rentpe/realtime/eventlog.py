@@ -15,7 +15,7 @@ import logging
 
 from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from ..extensions import db
 from ..models_base import utcnow
@@ -62,16 +62,18 @@ def record(user_ids, kind, data):
         raise ValueError(f"not a valid event kind: {kind!r}")
     session = db.session()
     created_at = utcnow()
-    events, staged = [], []
     # Ascending ids: two transactions writing to the same users lock their counters in the same
     # order, so they queue instead of deadlocking.
     user_ids = sorted({int(u) for u in user_ids})
     seqs = _next_seqs(session, user_ids)
-    for user_id in user_ids:
-        values = dict(user_id=user_id, seq=seqs[user_id], kind=kind, data=dict(data or {}), created_at=created_at)
-        events.append(StreamEvent(**values))
-        staged.append(StreamEvent(**values))  # a detached copy: readable after commit, no reload
-    session.add_all(events)
+    rows = [dict(user_id=user_id, seq=seqs[user_id], kind=kind, data=dict(data or {}), created_at=created_at)
+            for user_id in user_ids]
+    if rows:
+        # A Core insert (one statement, no unit of work); the events handed back are transient
+        # copies, readable after the commit without a reload.
+        session.execute(insert(StreamEvent.__table__), rows)
+    events = [StreamEvent(**values) for values in rows]
+    staged = list(events)
     if staged:
         transaction = session.get_nested_transaction() or session.get_transaction()
         session.info.setdefault(STAGED, []).extend((transaction, e) for e in staged)
