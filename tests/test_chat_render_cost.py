@@ -143,3 +143,24 @@ def test_each_member_gets_their_own_rendering_of_a_board_message(client, make_cl
     # run, so the stream reads nothing back after writing it.
     assert not registry.has_delivery_hooks(services.BOARD_MESSAGE)
     assert registry.has_delivery_hooks(services.MESSAGE)
+
+
+def test_a_board_message_replayed_as_a_plain_message_moves_no_delivery_cursor(client, buyer, make_seller):
+    """Board messages recorded before they had a kind of their own still replay as `chat.message`:
+    the delivery hook wants them (their data looks the same) but marks nothing and sends no receipt."""
+    from tests.board_helpers import make_board, member_row
+
+    seller = make_seller()
+    board_id = make_board(buyer, sellers=[seller])
+    client.login(buyer)
+    client.post(f"/conversations/{board_id}/messages", {"body": "Sound check at 6?", "client_key": "board0000001"},
+                htmx=True)
+    message_id = db.session.scalars(db.select(StreamEvent.data).where(StreamEvent.user_id == seller.id)).all()[-1][
+        "message_id"]
+    old_style = SimpleNamespace(user_id=seller.id, seq=99, kind=services.MESSAGE,
+                                data={"conversation_id": board_id, "message_id": message_id, "sender_id": buyer.id})
+    assert registry.wants_delivery(services.MESSAGE, seller.id, old_style.data)
+    registry.call_delivery_hooks(seller.id, [old_style])
+    db.session.expire_all()
+    assert member_row(board_id, seller).delivered_message_id == 0
+    assert not db.session.scalars(db.select(StreamEvent).where(StreamEvent.kind == services.RECEIPT)).all()

@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -214,7 +214,10 @@ def mark_delivered(user_id, up_to_by_conversation, notify=None):
         count = db.session.execute(
             update(_participants)
             .where(_participants.c.conversation_id == conversation_id, _participants.c.user_id == user_id,
-                   _participants.c.delivered_message_id < up_to)
+                   _participants.c.delivered_message_id < up_to,
+                   # Boards have no delivery receipts (events recorded before they had a kind of
+                   # their own may still be replayed as plain messages).
+                   exists().where(_conversations.c.id == conversation_id, _conversations.c.kind == DIRECT))
             .values(delivered_message_id=up_to, delivered_at=now)
         ).rowcount
         if count:
