@@ -5,6 +5,7 @@
 from pathlib import Path
 
 from flask import Flask
+from flask_login import current_user
 
 from . import config, database
 from .extensions import csrf, db, limiter, login_manager, migrate
@@ -46,7 +47,11 @@ def register_extensions(app):
     )
     database.init_app(app)
     csrf.init_app(app)
-    login_manager.init_app(app)
+    # Templates get the `current_user` proxy, not the loaded user: a fragment rendered for a live
+    # stream (a receipt, a presence change) never needs the account of the request it runs in,
+    # and Flask-Login's own context processor would load it (a query) for every render.
+    login_manager.init_app(app, add_context_processor=False)
+    app.context_processor(lambda: {"current_user": current_user})
     from .accounts.services import load_user_from_session
 
     login_manager.user_loader(load_user_from_session)

@@ -164,3 +164,19 @@ def test_a_board_message_replayed_as_a_plain_message_moves_no_delivery_cursor(cl
     db.session.expire_all()
     assert member_row(board_id, seller).delivered_message_id == 0
     assert not db.session.scalars(db.select(StreamEvent).where(StreamEvent.kind == services.RECEIPT)).all()
+
+
+def test_a_fragment_rendered_in_a_streams_request_does_not_load_its_user(app, buyer):
+    """Stream hooks render in a request rebuilt from the stream's (a receipt, a presence change):
+    templates get the `current_user` proxy, so the account is loaded only if a template asks."""
+    from flask import render_template, session
+    from flask_login import current_user
+
+    user_token, user_id = buyer.get_id(), buyer.id
+    db.session.expunge_all()  # a stream's hook starts with an empty session
+    with app.test_request_context("/events"):
+        session["_user_id"] = user_token
+        with Statements() as statements:
+            html = render_template("chat/_unread_badge.html", unread=3, oob=True)
+        assert statements.count == 0 and "3" in html
+        assert current_user.id == user_id  # there all the same when asked for
