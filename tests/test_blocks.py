@@ -63,6 +63,19 @@ def test_the_blocker_cannot_send_either_until_they_unblock(talk):
     assert [m.body for m in messages_in(cid)][-2:] == ["Yes, it is free", "Great, booking it"]
 
 
+def test_a_retry_of_a_message_stored_before_the_block_gets_that_message_not_a_refusal(talk):
+    asha, ravi, cid = talk
+    assert send(asha, cid, "Can we see the hall on Sunday?", "before-block-1").status_code == 200
+    ravi.post(f"/conversations/{cid}/block")
+    stored = message_count()
+
+    retry = send(asha, cid, "Can we see the hall on Sunday?", "before-block-1")  # the answer was lost
+
+    assert retry.status_code == 200 and "Can we see the hall on Sunday?" in retry.get_data(as_text=True)
+    assert message_count() == stored
+    assert send(asha, cid, "Hello?", "after-block-1").status_code == 403
+
+
 def test_a_blocked_buyer_cannot_start_a_conversation_from_another_listing(talk, make_listing, seller):
     asha, ravi, cid = talk
     ravi.post(f"/conversations/{cid}/block")

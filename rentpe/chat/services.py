@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import case, exists, func, insert, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -76,10 +76,13 @@ def clean_client_key(raw):
     return key
 
 
+def _insert_statement(target):
+    """INSERT for the session's database, with its ON CONFLICT clauses."""
+    return (postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert)(target)
+
+
 def _insert_ignoring_conflict(model, values, conflict_columns):
-    dialect = db.session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    statement = _insert_statement(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
     db.session.execute(statement)
 
 
@@ -126,23 +129,31 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     now = utcnow()
     closed_at = _lock_conversation(conversation.id, last_message_at=now,
                                    message_count=_conversations.c.message_count + 1)
-    existing = _message_by_key(conversation.id, sender.id, client_key)
-    if existing is not None:  # a retry, or the same key committed while we waited for the lock
+    try:
+        members = _members_open_to(conversation, sender.id, closed_at)
+        refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
+        if refused:
+            raise ChatError(refused, status=403)
+    except ChatError:
         db.session.rollback()
-        return existing, False
-    members = _members_open_to(conversation, sender.id, closed_at)
-    refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
-    if refused:
-        db.session.rollback()
-        raise ChatError(refused, status=403)
+        existing = _message_by_key(conversation.id, sender.id, client_key)
+        if existing is not None:  # a retry of a message stored before the refusal came about
+            return existing, False
+        raise
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
+    # The client key's unique index makes a retry (or a double click that waited for the lock)
+    # insert nothing; it gets the message stored the first time.
     try:
         message_id = db.session.execute(
-            insert(_messages).values(conversation_id=conversation.id, sender_id=sender.id, body=body,
-                                     client_key=client_key, listing_id=listing_id, created_at=now,
-                                     contact_flags=contact_flags).returning(_messages.c.id)
-        ).scalar_one()
+            _insert_statement(_messages)
+            .values(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
+                    listing_id=listing_id, created_at=now, contact_flags=contact_flags)
+            .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
+            .returning(_messages.c.id)
+        ).scalar()
     except IntegrityError:
+        message_id = None
+    if message_id is None:
         db.session.rollback()
         return _message_by_key(conversation.id, sender.id, client_key), False
     db.session.execute(update(_conversations).where(_conversations.c.id == conversation.id)
@@ -246,8 +257,8 @@ def send_typing(conversation, user):
 
 
 def _members_open_to(conversation, sender_id, closed_at):
-    """The ids of the conversation's current participants; refuses (and rolls back) when the
-    sender is no longer one of them or the conversation is closed. A board's members are read
+    """The ids of the conversation's current participants; a ChatError when the sender is no
+    longer one of them or the conversation is closed. A board's members are read
     again under its row lock (members come and go); a private conversation's two people never
     change, so the ones the guard loaded are still them."""
     if conversation.kind == DIRECT:
@@ -258,7 +269,6 @@ def _members_open_to(conversation, sender_id, closed_at):
             .where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
         ))
     if sender_id not in members or closed_at is not None:
-        db.session.rollback()
         if closed_at is not None:
             raise ChatError("This board is closed: it takes no new messages.", status=403)
         raise ChatError("You are no longer a member of this conversation.", status=403)
