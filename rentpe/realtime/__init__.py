@@ -14,7 +14,8 @@ Features write events through it; `/events` streams them. The contract:
    savepoint they were recorded in) drops them. `publish_committed()` (called by the service
    right after its commit, and by an `after_request` safety net) renders each committed event
    with the renderer registered for its kind and publishes `b"<seq> <kind>\\n<data lines>"` to
-   the recipient's channel (`event.py`). A failed publish is logged and not retried: the SQL log
+   the recipient's channel (`event.py`); a kind with delivery hooks carries its data along, so
+   a stream runs its hooks without reading the event back. A failed publish is logged and not retried: the SQL log
    is the source of truth and the stream replays it.
 3. The stream (`GET /events`, see `stream.py`): 401 when logged out. Register with the process hub
    FIRST, then replay `seq > cursor` from SQL (cursor = `Last-Event-ID` header, else `?after=`),
@@ -41,7 +42,9 @@ The API (nothing else is meant to be imported from here):
     last_seq(user_id)                       -> int
     register_renderer(kind, fn)             fn(event) -> HTML | None, for event.user_id
     register_snapshot(fn)                   fn(user_id) -> HTML | None, on every stream open
-    register_delivery_hook(kind, fn)        fn(user_id, events) once written to a client
+    register_delivery_hook(kind, fn, wants=None)
+                                            fn(user_id, events) once written to a client;
+                                            wants(user_id, data) picks the events, in the stream
     register_presence_hook(fn)              fn(user_id, online) on first open / last close
     presence.online(user_ids) -> {ids}; presence.last_seen(user_id) -> datetime | None
 
