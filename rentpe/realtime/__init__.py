@@ -15,8 +15,8 @@ Features write events through it; `/events` streams them. The contract:
    right after its commit, and by an `after_request` safety net) renders each committed event
    with the renderer registered for its kind and publishes `b"<seq> <kind>\\n<data lines>"` to
    the recipient's channel (`event.py`); a kind with delivery hooks carries its data along, so
-   a stream runs its hooks without reading the event back. A failed publish is logged and not retried: the SQL log
-   is the source of truth and the stream replays it.
+   a stream runs its hooks without reading the event back. A failed publish is logged and not
+   retried: the SQL log is the source of truth and the stream replays it.
 3. The stream (`GET /events`, see `stream.py`): 401 when logged out. Register with the process hub
    FIRST, then replay `seq > cursor` from SQL (cursor = `Last-Event-ID` header, else `?after=`),
    rendered by the same renderers, then send the snapshot fragments (unread badge…), then go live,

@@ -73,10 +73,9 @@ def record(user_ids, kind, data):
         # copies, readable after the commit without a reload.
         session.execute(insert(StreamEvent.__table__), rows)
     events = [StreamEvent(**values) for values in rows]
-    staged = list(events)
-    if staged:
+    if events:
         transaction = session.get_nested_transaction() or session.get_transaction()
-        session.info.setdefault(STAGED, []).extend((transaction, e) for e in staged)
+        session.info.setdefault(STAGED, []).extend((transaction, e) for e in events)
     return events
 
 

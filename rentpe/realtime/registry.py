@@ -120,13 +120,7 @@ def has_delivery_hooks(kind):
 
 def wants_delivery(kind, user_id, data):
     """Whether some delivery hook of `kind` has work for this event of `user_id`."""
-    for _, wants in delivery_hooks.get(kind, ()):
-        try:
-            if wants is None or wants(user_id, data or {}):
-                return True
-        except Exception:
-            log.exception("delivery filter for %r failed for user %s", kind, user_id)
-    return False
+    return any(_wants(wants, kind, user_id, data) for _, wants in delivery_hooks.get(kind, ()))
 
 
 def call_delivery_hooks(user_id, events):
@@ -135,7 +129,7 @@ def call_delivery_hooks(user_id, events):
         by_kind[event.kind].append(event)
     for kind, of_kind in by_kind.items():
         for fn, wants in list(delivery_hooks.get(kind, ())):
-            wanted = of_kind if wants is None else [e for e in of_kind if _wanted(wants, user_id, e)]
+            wanted = [e for e in of_kind if _wants(wants, kind, user_id, e.data)]
             if not wanted:
                 continue
             try:
@@ -145,11 +139,13 @@ def call_delivery_hooks(user_id, events):
                 db.session.rollback()
 
 
-def _wanted(wants, user_id, event):
+def _wants(wants, kind, user_id, data):
+    if wants is None:
+        return True
     try:
-        return wants(user_id, event.data or {})
+        return bool(wants(user_id, data or {}))
     except Exception:
-        log.exception("delivery filter for %r failed for user %s", event.kind, user_id)
+        log.exception("delivery filter for %r failed for user %s", kind, user_id)
         return False
 
 
