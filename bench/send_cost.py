@@ -44,6 +44,7 @@ class Person:
         self.text = ""
         self.changed = threading.Condition()
         self.response = None
+        self.error = None
 
     def login(self):
         page = self.client.get("/login").get_data(as_text=True)
@@ -63,18 +64,20 @@ class Person:
         threading.Thread(target=self._pump, daemon=True).start()
 
     def _pump(self):
+        # As a WSGI server does: write out what the stream yields, until it ends. A stream that
+        # failed is reported by the next `wait_for` timing out, with the error kept here.
         try:
             for chunk in self.response.iter_encoded():
                 with self.changed:
                     self.text += chunk.decode()
                     self.changed.notify_all()
-        except Exception:
-            pass
+        except Exception as exc:
+            self.error = exc
 
     def wait_for(self, needle, timeout=10):
         with self.changed:
             if not self.changed.wait_for(lambda: needle in self.text, timeout):
-                raise TimeoutError(f"user{self.index}'s stream never showed {needle!r}")
+                raise TimeoutError(f"user{self.index}'s stream never showed {needle!r} (stream error: {self.error!r})")
             self.text = ""  # what was read is done with
 
     def send(self, conversation_id, body, key):
