@@ -9,6 +9,7 @@ no id; then the frame with the event's id holding the message itself, the badge 
 So the frame that carries the id carries the body text exactly once, and the client's cursor only
 moves past an event after both frames arrived.
 """
+from collections import defaultdict
 from dataclasses import dataclass
 
 from flask import render_template
@@ -43,44 +44,46 @@ class _Sent:
     members: dict  # user id -> Participant
     listing: object
     receipt_html: object  # a board's "seen by" line is the same for every member; None for private ones
+    receipts: dict  # a private conversation's receipt per viewer (one query for both people)
 
 
-def _sent(conversation_id, message_id):
+def _message_key(event):
+    return event.data.get("conversation_id"), event.data.get("message_id")
+
+
+def _sent(conversation_id, message_id, viewer_ids):
     conversation = db.session.get(Conversation, conversation_id)
     # By primary key: when publishing live, the sender's request already holds the message.
     message = db.session.get(Message, message_id) if conversation is not None else None
     if message is None or message.conversation_id != conversation.id:
         return None
-    receipt_html = None
+    receipt_html, receipts = None, {}
     if conversation.is_board:
         receipt_html = render_template("chat/_receipt.html", conversation=conversation,
                                        receipt=queries.receipt_for(conversation, None), oob=True)
+    else:
+        receipts = queries.receipts_for(conversation, viewer_ids)
     # The inbox thumbnail is the listing the conversation last asked about: this message's own
     # when it is the newest and asks about one.
     newest_asks = message.listing_id is not None and message.id == conversation.last_message_id
     listing = message.listing if newest_asks else queries.latest_listing(conversation.id)
     return _Sent(conversation, message, {p.user_id: p for p in conversation.participants},
-                 listing, Markup(receipt_html) if receipt_html else None)
+                 listing, Markup(receipt_html) if receipt_html else None, receipts)
 
 
 def render_message_events(events):
     """The new-message frames of each event's recipient. The conversation, the message, its
-    listing and a board's seen-by line are read once for all the events of one message, and the
-    unread totals of all recipients in one query; per recipient only their own fragments are
-    rendered (and a private conversation's receipt read)."""
-    sent = {}
+    listing, a board's seen-by line and a private conversation's receipts are read once for all the
+    events of one message, and the unread totals of all recipients in one query; per recipient only
+    their own fragments are rendered."""
+    viewers = defaultdict(set)
+    for event in events:
+        viewers[_message_key(event)].add(event.user_id)
+    sent = {key: _sent(*key, viewer_ids) for key, viewer_ids in viewers.items()}
     unread = queries.total_unread_of({event.user_id for event in events})
-    receipts = {}  # private conversations: (conversation id, viewer id) -> Receipt, one query per message
     results = []
     for event in events:
-        key = (event.data.get("conversation_id"), event.data.get("message_id"))
-        if key not in sent:
-            sent[key] = _sent(*key)
-            if sent[key] is not None and not sent[key].conversation.is_board:
-                viewers = {e.user_id for e in events if (e.data.get("conversation_id"), e.data.get("message_id")) == key}
-                receipts.update(((key[0], viewer), receipt) for viewer, receipt in
-                                queries.receipts_for(sent[key].conversation, viewers).items())
-        shared, viewer_id = sent[key], event.user_id
+        shared, viewer_id = sent[_message_key(event)], event.user_id
         me = shared.members.get(viewer_id) if shared is not None else None
         if me is None:
             results.append(None)  # gone, or no longer theirs: send nothing about it
@@ -95,7 +98,7 @@ def render_message_events(events):
             render_template(
                 "chat/events/message.html", conversation=conversation, message=message, viewer_id=viewer_id,
                 receipt_html=shared.receipt_html,
-                receipt=None if shared.receipt_html else receipts.get((conversation.id, viewer_id)),
+                receipt=None if shared.receipt_html else shared.receipts.get(viewer_id),
                 unread=unread.get(viewer_id, 0),
             ),
         ])

@@ -170,10 +170,7 @@ def receipt_for(conversation, viewer_id):
         from .boards.queries import seen_by
 
         return seen_by(conversation)
-    my_last = db.session.scalar(
-        select(func.max(Message.id)).where(Message.conversation_id == conversation.id, Message.sender_id == viewer_id)
-    )
-    return _receipt(conversation, viewer_id, my_last)
+    return receipts_for(conversation, [viewer_id])[viewer_id]
 
 
 def receipts_for(conversation, viewer_ids):

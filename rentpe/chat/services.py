@@ -13,7 +13,6 @@ import uuid
 from flask import current_app
 from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from .. import realtime
 from ..extensions import db
@@ -143,16 +142,13 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
     # The client key's unique index makes a retry (or a double click that waited for the lock)
     # insert nothing; it gets the message stored the first time.
-    try:
-        message_id = db.session.execute(
-            _insert_statement(_messages)
-            .values(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
-                    listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-            .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
-            .returning(_messages.c.id)
-        ).scalar()
-    except IntegrityError:
-        message_id = None
+    message_id = db.session.execute(
+        _insert_statement(_messages)
+        .values(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
+                listing_id=listing_id, created_at=now, contact_flags=contact_flags)
+        .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
+        .returning(_messages.c.id)
+    ).scalar()
     if message_id is None:
         db.session.rollback()
         return _message_by_key(conversation.id, sender.id, client_key), False
