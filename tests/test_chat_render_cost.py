@@ -1,5 +1,6 @@
 """What every message costs to deliver: the per-recipient inbox row comes from the conversation
 the renderer already holds, and a sender's own message reaching their other tabs marks nothing."""
+import re
 from types import SimpleNamespace
 
 from sqlalchemy import event
@@ -15,6 +16,7 @@ from tests.chat_helpers import contact, conversation_id_from
 class Statements:
     def __init__(self):
         self.count = 0
+        self.sql = []
 
     def __enter__(self):
         event.listen(db.engine, "before_cursor_execute", self._seen)
@@ -23,8 +25,9 @@ class Statements:
     def __exit__(self, *exc):
         event.remove(db.engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, *args):
+    def _seen(self, conn, cursor, statement, *args):
         self.count += 1
+        self.sql.append(statement)
 
 
 def test_inbox_row_for_a_loaded_conversation_is_the_inbox_row(client, make_client, buyer, seller, listing, make_listing):
@@ -73,7 +76,7 @@ def test_a_senders_own_message_reaching_their_tabs_costs_no_queries(client, make
     assert queries.receipt_for(db.session.get(Conversation, cid), buyer.id).status == "delivered"
 
 
-def test_a_delivery_receipt_renders_from_two_queries_and_matches_the_page(client, make_client, buyer, seller, listing):
+def test_a_delivery_receipt_renders_from_one_query_and_matches_the_page(client, make_client, buyer, seller, listing):
     client.login(buyer)
     cid = conversation_id_from(contact(client, listing))
     theirs = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == seller.id)).all()
@@ -85,12 +88,48 @@ def test_a_delivery_receipt_renders_from_two_queries_and_matches_the_page(client
     db.session.expunge_all()  # nothing loaded yet, as in a stream's fresh session
     with Statements() as statements:
         html = events.render_receipt_event(receipt_event)
-    assert statements.count == 2
+    assert statements.count == 1  # the cursors; not the conversation, nor its people
     assert 'data-status="delivered"' in html and f'id="conv-{cid}-receipt"' in html
     conversation = db.session.get(Conversation, cid)
     for viewer in (buyer, seller):
-        assert queries.private_receipt(conversation, viewer.id) == queries.receipt_for(conversation, viewer.id)
-    assert queries.private_receipt(conversation, 10**6) is None
+        assert queries.private_receipt(cid, viewer.id) == queries.receipt_for(conversation, viewer.id)
+    page = client.get(f"/conversations/{cid}").get_data(as_text=True)
+    assert html.replace(' hx-swap-oob="true"', "").strip() in page
+    assert queries.private_receipt(cid, 10**6) is None
+    assert queries.private_receipt(10**6, buyer.id) is None
+
+
+def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, make_client, buyer, seller, listing):
+    """The send reads the conversation and both people back under the lock (RETURNING) and keeps
+    them through the commit: the publish (both people's frames) and the answer re-read none of
+    them, the message, nor either receipt; what they show is what a fresh read shows."""
+    client.login(buyer)
+    cid = conversation_id_from(contact(client, listing))
+    seller_client = make_client()
+    seller_client.login(seller)
+    seller_client.post(f"/conversations/{cid}/read", {"up_to": 10**9})
+    seller_client.post(f"/conversations/{cid}/messages", {"body": "Yes, free", "client_key": "reply0000001"}, htmx=True)
+    buyer_id, seller_id, listing_id = buyer.id, seller.id, listing.id
+    db.session.expunge_all()
+    with Statements() as statements:
+        response = client.post(f"/conversations/{cid}/messages", {"body": "Great, booking it", "client_key": "book00000001"},
+                               htmx=True)
+    assert response.status_code == 200
+    after_commit = statements.sql[[i for i, sql in enumerate(statements.sql) if "stream_events" in sql][-1] + 1:]
+    # After the commit only the inbox thumbnail (the listing asked about, its photos) and both
+    # people's unread totals are read: not the message, the conversation, its people or a receipt.
+    assert sorted(re.search(r"FROM (\w+)", sql).group(1) for sql in after_commit) == [
+        "listing_photos", "listings", "participants"], after_commit
+    assert "sum(participants.unread_count)" in next(sql for sql in after_commit if "FROM participants" in sql)
+
+    db.session.expire_all()
+    conversation = db.session.get(Conversation, cid)
+    fresh = queries.receipts_for(conversation, [buyer_id, seller_id])
+    assert fresh[buyer_id].status == "sent" and fresh[seller_id].status == "seen"  # the buyer read the reply by answering
+    answer = response.get_data(as_text=True)
+    assert 'data-status="sent"' in answer and "Great, booking it" in answer
+    row = queries.inbox_row(seller_id, cid)
+    assert row.me.unread_count == 1 and row.last_message.body == "Great, booking it" and row.listing.id == listing_id
 
 
 def board_send_cost(client, make_seller, owner, members):

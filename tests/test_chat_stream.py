@@ -121,3 +121,27 @@ def _last_seq(user_id):
     from rentpe import realtime
 
     return realtime.last_seq(user_id)
+
+
+def test_a_messages_live_frames_are_what_a_replay_renders(people, listing, seller, buyer):
+    """The live frames are rendered from the rows the send read back under its lock and kept
+    through the commit; a replay renders the same event from a fresh read of the database."""
+    cid = conversation_id_from(contact(people["buyer"], listing, "first"))
+    send(people["seller"], cid, "Yes, it is free", "live-key-0001")
+    before = _last_seq(seller.id)
+    live = Stream(people["seller"], f"/events?after={before}")
+    send(people["buyer"], cid, "Then I book it", "live-key-0002")
+    assert live.contains("Then I book it")
+    live.read_until(lambda s: any(e["id"] and "Then I book it" in e["data"] for e in s.events()))
+    live.close()
+    replay = Stream(people["seller"], f"/events?after={before}")
+    assert replay.contains("Then I book it")
+    replay.read_until(lambda s: any(e["id"] and "Then I book it" in e["data"] for e in s.events()))
+    replay.close()
+
+    def frames(stream):
+        return [e for e in stream.events() if e["event"] != "snapshot" and (e["id"] or "inbox-row" in e["data"])]
+
+    assert frames(live) == frames(replay)
+    [message] = [e for e in frames(live) if e["id"]]
+    assert 'data-count="1"' in message["data"]  # the seller's unread badge: one from the buyer since their reply

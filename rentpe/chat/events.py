@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from flask import render_template
 from markupsafe import Markup
-from sqlalchemy.orm import lazyload
 
 from .. import realtime
 from ..accounts.models import User
@@ -44,7 +43,7 @@ class _Sent:
     members: dict  # user id -> Participant
     listing: object
     receipt_html: object  # a board's "seen by" line is the same for every member; None for private ones
-    receipts: dict  # a private conversation's receipt per viewer (one query for both people)
+    receipts: dict  # a private conversation's receipt per viewer (from its loaded participants)
 
 
 def _message_key(event):
@@ -63,10 +62,8 @@ def _sent(conversation_id, message_id, viewer_ids):
                                        receipt=queries.receipt_for(conversation, None), oob=True)
     else:
         receipts = queries.receipts_for(conversation, viewer_ids)
-    # The inbox thumbnail is the listing the conversation last asked about: this message's own
-    # when it is the newest and asks about one.
-    newest_asks = message.listing_id is not None and message.id == conversation.last_message_id
-    listing = message.listing if newest_asks else queries.latest_listing(conversation.id)
+    # The inbox thumbnail: the listing the conversation last asked about (none: no query).
+    listing = conversation.last_listing
     return _Sent(conversation, message, {p.user_id: p for p in conversation.participants},
                  listing, Markup(receipt_html) if receipt_html else None, receipts)
 
@@ -119,13 +116,12 @@ def render_read_event(event):
 
 def render_receipt_event(event):
     """A delivery receipt (private conversations only): the viewer's receipt line, from one
-    query for the cursors and one for the conversation (without loading its people)."""
-    conversation = db.session.get(Conversation, event.data.get("conversation_id"),
-                                  options=[lazyload(Conversation.participants)])
-    receipt = queries.private_receipt(conversation, event.user_id) if conversation is not None else None
+    query for the cursors (the conversation itself is not loaded)."""
+    conversation_id = event.data.get("conversation_id")
+    receipt = queries.private_receipt(conversation_id, event.user_id)
     if receipt is None:
         return None  # gone, or no longer theirs: send nothing about it
-    return render_template("chat/_receipt.html", conversation=conversation, receipt=receipt, oob=True)
+    return render_template("chat/_private_receipt.html", conversation_id=conversation_id, receipt=receipt, oob=True)
 
 
 def render_receipt(conversation, viewer_id):

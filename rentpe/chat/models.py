@@ -41,6 +41,8 @@ class Conversation(db.Model):
     last_message_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_id: Mapped[int | None]
     message_count: Mapped[int] = mapped_column(default=0)
+    # The listing its newest message about a listing asked about (the inbox thumbnail), set by the send.
+    last_listing_id: Mapped[int | None] = mapped_column(ForeignKey("listings.id", ondelete="SET NULL"))
     # Event boards only.
     title: Mapped[str | None] = mapped_column(String(80))
     event_date: Mapped[date | None]
@@ -49,6 +51,7 @@ class Conversation(db.Model):
     closed_at: Mapped[datetime | None]
 
     # Current participants only (see the module docstring); former board members are never in it.
+    last_listing: Mapped[Listing | None] = relationship()
     participants: Mapped[list["Participant"]] = relationship(
         primaryjoin="and_(Conversation.id == Participant.conversation_id, Participant.left_at.is_(None))",
         order_by="Participant.joined_at, Participant.user_id", viewonly=True, lazy="selectin",
@@ -80,6 +83,8 @@ class Participant(db.Model):
     last_read_at: Mapped[datetime | None]
     delivered_message_id: Mapped[int] = mapped_column(default=0)
     delivered_at: Mapped[datetime | None]
+    # The id of the last message this participant sent (0: none): the message their receipt is about.
+    last_sent_message_id: Mapped[int] = mapped_column(default=0)
     unread_count: Mapped[int] = mapped_column(default=0)
     joined_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Board members only: when and why they stopped being a member (None while they are one).

@@ -63,12 +63,12 @@ def inbox_rows(user_id, seller_only=False, listing_id=None, limit=INBOX_LIMIT, c
     participants = db.session.scalars(query).unique().all()
     last_ids = [p.conversation.last_message_id for p in participants if p.conversation.last_message_id]
     messages = {m.id: m for m in db.session.scalars(select(Message).where(Message.id.in_(last_ids)))} if last_ids else {}
-    listings = _latest_listing_by_conversation([p.conversation_id for p in participants])
+    listings = _listings_by_id({p.conversation.last_listing_id for p in participants})
     rows = []
     for p in participants:
         others = p.conversation.others(user_id)
         rows.append(InboxRow(p.conversation, p, others[0].user if others else None,
-                             messages.get(p.conversation.last_message_id), listings.get(p.conversation_id)))
+                             messages.get(p.conversation.last_message_id), listings.get(p.conversation.last_listing_id)))
     return rows
 
 
@@ -88,32 +88,17 @@ def inbox_row_for(conversation, user_id, last_message=None):
     if last_message is None or last_message.id != conversation.last_message_id:
         last_message = db.session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
     others = conversation.others(user_id)
-    listing = _latest_listing_by_conversation([conversation.id]).get(conversation.id)
-    return InboxRow(conversation, me, others[0].user if others else None, last_message, listing)
+    return InboxRow(conversation, me, others[0].user if others else None, last_message, conversation.last_listing)
 
 
-def _latest_listing_by_conversation(conversation_ids):
-    """The listing each conversation most recently asked about (for the inbox thumbnail)."""
-    if not conversation_ids:
+def _listings_by_id(listing_ids):
+    """{id: listing} with their photos (inbox thumbnails), in two queries for all of them."""
+    listing_ids = sorted(i for i in listing_ids if i is not None)
+    if not listing_ids:
         return {}
-    latest = (
-        select(Message.conversation_id, func.max(Message.id).label("mid"))
-        .where(Message.conversation_id.in_(conversation_ids), Message.listing_id.is_not(None))
-        .group_by(Message.conversation_id)
-        .subquery()
-    )
-    pairs = db.session.execute(
-        select(Message.conversation_id, Listing)
-        .join(latest, latest.c.mid == Message.id)
-        .join(Listing, Listing.id == Message.listing_id)
-        .options(selectinload(Listing.photos))
-    ).all()
-    return {cid: listing for cid, listing in pairs}
-
-
-def latest_listing(conversation_id):
-    """The listing the conversation most recently asked about (its inbox thumbnail), or None."""
-    return _latest_listing_by_conversation([conversation_id]).get(conversation_id)
+    listings = db.session.scalars(select(Listing).where(Listing.id.in_(listing_ids))
+                                  .options(selectinload(Listing.photos)))
+    return {listing.id: listing for listing in listings}
 
 
 def total_unread_of(user_ids):
@@ -174,36 +159,29 @@ def receipt_for(conversation, viewer_id):
 
 
 def receipts_for(conversation, viewer_ids):
-    """{viewer id: `receipt_for(conversation, viewer)`} for a private conversation, in one query
-    (a new message renders the receipt of both people)."""
-    last_by_sender = dict(db.session.execute(
-        select(Message.sender_id, func.max(Message.id))
-        .where(Message.conversation_id == conversation.id, Message.sender_id.in_(sorted(viewer_ids)))
-        .group_by(Message.sender_id)
-    ).all())
-    return {viewer_id: _receipt(conversation, viewer_id, last_by_sender.get(viewer_id)) for viewer_id in viewer_ids}
+    """{viewer id: `receipt_for(conversation, viewer)`} for a private conversation, from its
+    loaded participants (a new message renders the receipt of both people)."""
+    return {viewer_id: _receipt(conversation.participant(viewer_id), conversation.others(viewer_id))
+            for viewer_id in viewer_ids}
 
 
-def private_receipt(conversation, viewer_id):
+def private_receipt(conversation_id, viewer_id):
     """`receipt_for` a private conversation from one query that reads only the cursors (not the
-    participants and their accounts); None when the viewer is not a participant."""
-    my_last = (select(func.max(Message.id))
-               .where(Message.conversation_id == conversation.id, Message.sender_id == viewer_id)
-               .scalar_subquery())
+    conversation, its participants and their accounts); None when the viewer is not a participant."""
     rows = db.session.execute(
         select(Participant.user_id, Participant.last_read_message_id, Participant.last_read_at,
-               Participant.delivered_message_id, Participant.delivered_at, my_last.label("my_last"))
-        .where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
+               Participant.delivered_message_id, Participant.delivered_at, Participant.last_sent_message_id)
+        .where(Participant.conversation_id == conversation_id, Participant.left_at.is_(None))
     ).all()
-    if all(row.user_id != viewer_id for row in rows):
-        return None
-    return _receipt(conversation, viewer_id, rows[0].my_last, others=[r for r in rows if r.user_id != viewer_id])
+    me = next((row for row in rows if row.user_id == viewer_id), None)
+    return _receipt(me, [row for row in rows if row.user_id != viewer_id]) if me is not None else None
 
 
-def _receipt(conversation, viewer_id, my_last, others=None):
+def _receipt(me, others):
+    """The receipt of `me`'s last sent message, from the cursors of the `others` (participants or rows)."""
+    my_last = me.last_sent_message_id if me is not None else 0
     if not my_last:
         return Receipt(None, None)
-    others = conversation.others(viewer_id) if others is None else others
     if others and all(p.last_read_message_id >= my_last for p in others):
         return Receipt(my_last, "seen", max(p.last_read_at for p in others if p.last_read_at))
     if others and all(p.delivered_message_id >= my_last for p in others):

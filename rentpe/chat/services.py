@@ -13,6 +13,8 @@ import uuid
 from flask import current_app
 from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import realtime
 from ..extensions import db
@@ -100,7 +102,7 @@ def get_or_create_direct_conversation(buyer_id, seller_id):
         _insert_ignoring_conflict(
             Participant,
             {"conversation_id": conversation.id, "user_id": user_id, "role": role, "joined_at": utcnow(),
-             "last_read_message_id": 0, "delivered_message_id": 0, "unread_count": 0},
+             "last_read_message_id": 0, "delivered_message_id": 0, "last_sent_message_id": 0, "unread_count": 0},
             ["conversation_id", "user_id"],
         )
     return conversation
@@ -126,10 +128,14 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     contact_flags = screen_contact_details(body)
     client_key = clean_client_key(client_key)
     now = utcnow()
-    closed_at = _lock_conversation(conversation.id, last_message_at=now,
-                                   message_count=_conversations.c.message_count + 1)
+    asks = {"last_listing_id": listing_id} if listing_id is not None else {}
+    locked = db.session.execute(
+        update(_conversations).where(_conversations.c.id == conversation.id)
+        .values(last_message_at=now, message_count=_conversations.c.message_count + 1, **asks)
+        .returning(*_conversations.c)
+    ).one()
     try:
-        members = _members_open_to(conversation, sender.id, closed_at)
+        members = _members_open_to(conversation, sender.id, locked.closed_at)
         refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
         if refused:
             raise ChatError(refused, status=403)
@@ -142,10 +148,10 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
     # The client key's unique index makes a retry (or a double click that waited for the lock)
     # insert nothing; it gets the message stored the first time.
+    values = dict(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
+                  listing_id=listing_id, created_at=now, contact_flags=contact_flags)
     message_id = db.session.execute(
-        _insert_statement(_messages)
-        .values(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
-                listing_id=listing_id, created_at=now, contact_flags=contact_flags)
+        _insert_statement(_messages).values(**values)
         .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
         .returning(_messages.c.id)
     ).scalar()
@@ -155,21 +161,35 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     db.session.execute(update(_conversations).where(_conversations.c.id == conversation.id)
                        .values(last_message_id=message_id))
     # One statement for every member: the recipients have one more unread, the sender has read
-    # up to their own message.
+    # up to their own message, which is now their last sent one.
     is_sender = _participants.c.user_id == sender.id
-    db.session.execute(
+    counted = db.session.execute(
         update(_participants)
         .where(_participants.c.conversation_id == conversation.id, _participants.c.user_id.in_(sorted(members)))
         .values(unread_count=case((is_sender, 0), else_=_participants.c.unread_count + 1),
                 last_read_message_id=case((is_sender, message_id), else_=_participants.c.last_read_message_id),
-                last_read_at=case((is_sender, now), else_=_participants.c.last_read_at))
-    )
+                last_read_at=case((is_sender, now), else_=_participants.c.last_read_at),
+                last_sent_message_id=case((is_sender, message_id), else_=_participants.c.last_sent_message_id))
+        .returning(*_participants.c)
+    ).all()
     realtime.record(
         members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
         {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id},
     )
-    db.session.commit()
-    message = db.session.get(Message, message_id)  # held here, the publish renders it without a query
+    if conversation.kind == DIRECT:
+        # The statements above returned, under the lock, every row the publish renders from (the
+        # conversation and its two people): they become the loaded state, kept through the commit
+        # rather than read again. (A board's members can change before the lock: its are re-read.)
+        _load_rows(conversation, locked, last_message_id=message_id)
+        for row in counted:
+            _load_rows(conversation.participant(row.user_id), row)
+        _commit_keeping_loaded()
+    else:
+        db.session.commit()
+    # The stored message as it is, without reading it back: the publish and the answer render it.
+    message = Message(id=message_id, hidden_at=None, hidden_by_id=None, hidden_reason=None, **values)
+    make_transient_to_detached(message)
+    db.session.add(message)
     realtime.publish_committed()
     return message, True
 
@@ -295,11 +315,27 @@ def _greatest(column, value):
     return func.greatest(column, value) if name == "postgresql" else func.max(column, value)
 
 
-def _lock_conversation(conversation_id, **values):
+def _load_rows(obj, row, **values):
+    """Make `row` (a RETURNING row of `obj`'s table, plus `values`) the loaded state of `obj`."""
+    for key, value in {**row._mapping, **values}.items():
+        set_committed_value(obj, key, value)
+
+
+def _commit_keeping_loaded():
+    """Commit without expiring what the session holds (its state was just read back under the
+    lock), so the publish that follows renders it without reading it again."""
+    session = db.session()
+    session.expire_on_commit, expire = False, session.expire_on_commit
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
+def _lock_conversation(conversation_id):
     """Take the conversation's row lock for the rest of the transaction (see module docstring).
-    Returns the conversation's `closed_at` as of the lock."""
-    values = values or {"id": _conversations.c.id}
+    Returns the conversation's `closed_at` as of the lock. (A send takes it with its own UPDATE.)"""
     return db.session.execute(
-        update(_conversations).where(_conversations.c.id == conversation_id).values(**values)
+        update(_conversations).where(_conversations.c.id == conversation_id).values(id=_conversations.c.id)
         .returning(_conversations.c.closed_at)
     ).scalar()
