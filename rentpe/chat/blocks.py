@@ -14,7 +14,7 @@ from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import ForeignKey, delete, or_, select, update
+from sqlalchemy import ForeignKey, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,15 +38,17 @@ class Block(db.Model):
 # Reads -----------------------------------------------------------------------------------------
 
 
+_blocks = Block.__table__
+_BETWEEN = select(_blocks.c.blocker_id, _blocks.c.blocked_id).where(or_(
+    (_blocks.c.blocker_id == bindparam("a")) & (_blocks.c.blocked_id == bindparam("b")),
+    (_blocks.c.blocker_id == bindparam("b")) & (_blocks.c.blocked_id == bindparam("a")),
+))
+
+
 def block_state(viewer_id, other_id):
     """`BLOCKER` if the viewer blocked the other person, `BLOCKED` if the other blocked the viewer
     (a block the viewer made wins when both did), else None."""
-    rows = set(db.session.execute(
-        select(Block.blocker_id, Block.blocked_id).where(or_(
-            (Block.blocker_id == viewer_id) & (Block.blocked_id == other_id),
-            (Block.blocker_id == other_id) & (Block.blocked_id == viewer_id),
-        ))
-    ).all())
+    rows = set(db.session.connection().execute(_BETWEEN, {"a": viewer_id, "b": other_id}).all())
     if (viewer_id, other_id) in rows:
         return BLOCKER
     if (other_id, viewer_id) in rows:

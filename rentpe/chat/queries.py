@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from flask import abort
 from flask_login import current_user
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import bindparam, exists, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
@@ -12,6 +12,10 @@ from .models import DIRECT, GROUP, SELLER, Conversation, Message, Participant
 
 PAGE_SIZE = 30
 INBOX_LIMIT = 100
+
+
+# The conversation, its people and their accounts in one query (not one per relationship).
+_WITH_PEOPLE = [joinedload(Conversation.participants)]
 
 
 def get_conversation_for_participant(conversation_id, user=None):
@@ -23,7 +27,7 @@ def get_conversation_for_participant(conversation_id, user=None):
     user = user or current_user
     if not user.is_authenticated:
         abort(401)
-    conversation = db.session.get(Conversation, conversation_id)
+    conversation = db.session.get(Conversation, conversation_id, options=_WITH_PEOPLE)
     if conversation is None or conversation.participant(user.id) is None:
         abort(404)
     return conversation
@@ -101,15 +105,18 @@ def _listings_by_id(listing_ids):
     return {listing.id: listing for listing in listings}
 
 
+# Hot reads (every message) as Core statements on the table, built once.
+_participants = Participant.__table__
+_TOTAL_UNREAD_OF = (select(_participants.c.user_id, func.sum(_participants.c.unread_count))
+                    .where(_participants.c.user_id.in_(bindparam("user_ids", expanding=True)))
+                    .group_by(_participants.c.user_id))
+
+
 def total_unread_of(user_ids):
     """{user id: total unread} for these users (absent: none), in one query."""
     if not user_ids:
         return {}
-    return dict(db.session.execute(
-        select(Participant.user_id, func.sum(Participant.unread_count))
-        .where(Participant.user_id.in_(sorted(user_ids)))
-        .group_by(Participant.user_id)
-    ).all())
+    return dict(db.session.connection().execute(_TOTAL_UNREAD_OF, {"user_ids": sorted(user_ids)}).all())
 
 
 def total_unread(user_id):
@@ -165,14 +172,16 @@ def receipts_for(conversation, viewer_ids):
             for viewer_id in viewer_ids}
 
 
+_CURSORS = (select(_participants.c.user_id, _participants.c.last_read_message_id, _participants.c.last_read_at,
+                   _participants.c.delivered_message_id, _participants.c.delivered_at,
+                   _participants.c.last_sent_message_id)
+            .where(_participants.c.conversation_id == bindparam("conversation_id"), _participants.c.left_at.is_(None)))
+
+
 def private_receipt(conversation_id, viewer_id):
     """`receipt_for` a private conversation from one query that reads only the cursors (not the
     conversation, its participants and their accounts); None when the viewer is not a participant."""
-    rows = db.session.execute(
-        select(Participant.user_id, Participant.last_read_message_id, Participant.last_read_at,
-               Participant.delivered_message_id, Participant.delivered_at, Participant.last_sent_message_id)
-        .where(Participant.conversation_id == conversation_id, Participant.left_at.is_(None))
-    ).all()
+    rows = db.session.connection().execute(_CURSORS, {"conversation_id": conversation_id}).all()
     me = next((row for row in rows if row.user_id == viewer_id), None)
     return _receipt(me, [row for row in rows if row.user_id != viewer_id]) if me is not None else None
 

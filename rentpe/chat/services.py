@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import Integer, bindparam, case, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -43,6 +43,49 @@ class ChatError(ValueError):
     def __init__(self, message, status=422):
         super().__init__(message)
         self.status = status
+
+
+# The send's statements, built once: a message's cost is mostly per-statement overhead, and a
+# statement built per call is constructed and cache-keyed again every time.
+_SEND_LOCK = (
+    update(_conversations).where(_conversations.c.id == bindparam("p_conversation"))
+    .values(last_message_at=bindparam("p_now"), message_count=_conversations.c.message_count + 1,
+            last_listing_id=func.coalesce(bindparam("p_listing", type_=Integer), _conversations.c.last_listing_id))
+    .returning(*_conversations.c)
+)
+# The client key's unique index makes a retry (or a double click that waited for the lock) insert
+# nothing; it gets the message stored the first time.
+_SEND_INSERT = {
+    name: insert(_messages)
+    .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
+    .returning(_messages.c.id)
+    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
+_SEND_LAST_MESSAGE = (update(_conversations).where(_conversations.c.id == bindparam("p_conversation"))
+                      .values(last_message_id=bindparam("p_message")))
+# One statement for every member: the recipients have one more unread, the sender has read up to
+# their own message, which is now their last sent one.
+_is_sender = _participants.c.user_id == bindparam("p_sender")
+_SEND_COUNTERS = (
+    update(_participants)
+    .where(_participants.c.conversation_id == bindparam("p_conversation"),
+           _participants.c.user_id.in_(bindparam("p_members", expanding=True)))
+    .values(unread_count=case((_is_sender, 0), else_=_participants.c.unread_count + 1),
+            last_read_message_id=case((_is_sender, bindparam("p_message")), else_=_participants.c.last_read_message_id),
+            last_read_at=case((_is_sender, bindparam("p_now")), else_=_participants.c.last_read_at),
+            last_sent_message_id=case((_is_sender, bindparam("p_message")),
+                                      else_=_participants.c.last_sent_message_id))
+    .returning(*_participants.c)
+)
+_MARK_DELIVERED = (
+    update(_participants)
+    .where(_participants.c.conversation_id == bindparam("p_conversation"), _participants.c.user_id == bindparam("p_user"),
+           _participants.c.delivered_message_id < bindparam("p_up_to"),
+           # Boards have no delivery receipts (events recorded before they had a kind of their
+           # own may still be replayed as plain messages).
+           exists().where(_conversations.c.id == bindparam("p_conversation"), _conversations.c.kind == DIRECT))
+    .values(delivered_message_id=bindparam("p_up_to"), delivered_at=bindparam("p_now"))
+)
 
 
 def new_client_key():
@@ -128,12 +171,8 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     contact_flags = screen_contact_details(body)
     client_key = clean_client_key(client_key)
     now = utcnow()
-    asks = {"last_listing_id": listing_id} if listing_id is not None else {}
-    locked = db.session.execute(
-        update(_conversations).where(_conversations.c.id == conversation.id)
-        .values(last_message_at=now, message_count=_conversations.c.message_count + 1, **asks)
-        .returning(*_conversations.c)
-    ).one()
+    locked = db.session.connection().execute(
+        _SEND_LOCK, {"p_conversation": conversation.id, "p_now": now, "p_listing": listing_id}).one()
     try:
         members = _members_open_to(conversation, sender.id, locked.closed_at)
         refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
@@ -146,32 +185,16 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
             return existing, False
         raise
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
-    # The client key's unique index makes a retry (or a double click that waited for the lock)
-    # insert nothing; it gets the message stored the first time.
     values = dict(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
                   listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-    message_id = db.session.execute(
-        _insert_statement(_messages).values(**values)
-        .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
-        .returning(_messages.c.id)
-    ).scalar()
+    message_id = db.session.connection().execute(_SEND_INSERT[db.session.get_bind().dialect.name], values).scalar()
     if message_id is None:
         db.session.rollback()
         return _message_by_key(conversation.id, sender.id, client_key), False
-    db.session.execute(update(_conversations).where(_conversations.c.id == conversation.id)
-                       .values(last_message_id=message_id))
-    # One statement for every member: the recipients have one more unread, the sender has read
-    # up to their own message, which is now their last sent one.
-    is_sender = _participants.c.user_id == sender.id
-    counted = db.session.execute(
-        update(_participants)
-        .where(_participants.c.conversation_id == conversation.id, _participants.c.user_id.in_(sorted(members)))
-        .values(unread_count=case((is_sender, 0), else_=_participants.c.unread_count + 1),
-                last_read_message_id=case((is_sender, message_id), else_=_participants.c.last_read_message_id),
-                last_read_at=case((is_sender, now), else_=_participants.c.last_read_at),
-                last_sent_message_id=case((is_sender, message_id), else_=_participants.c.last_sent_message_id))
-        .returning(*_participants.c)
-    ).all()
+    db.session.connection().execute(_SEND_LAST_MESSAGE, {"p_conversation": conversation.id, "p_message": message_id})
+    counted = db.session.connection().execute(_SEND_COUNTERS, {
+        "p_conversation": conversation.id, "p_members": sorted(members), "p_sender": sender.id,
+        "p_message": message_id, "p_now": now}).all()
     realtime.record(
         members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
         {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id},
@@ -238,15 +261,8 @@ def mark_delivered(user_id, up_to_by_conversation, notify=None):
     now = utcnow()
     moved = []
     for conversation_id, up_to in sorted(up_to_by_conversation.items()):
-        count = db.session.execute(
-            update(_participants)
-            .where(_participants.c.conversation_id == conversation_id, _participants.c.user_id == user_id,
-                   _participants.c.delivered_message_id < up_to,
-                   # Boards have no delivery receipts (events recorded before they had a kind of
-                   # their own may still be replayed as plain messages).
-                   exists().where(_conversations.c.id == conversation_id, _conversations.c.kind == DIRECT))
-            .values(delivered_message_id=up_to, delivered_at=now)
-        ).rowcount
+        count = db.session.connection().execute(_MARK_DELIVERED, {"p_conversation": conversation_id, "p_user": user_id,
+                                                      "p_up_to": up_to, "p_now": now}).rowcount
         if count:
             moved.append(conversation_id)
     for conversation_id in moved:

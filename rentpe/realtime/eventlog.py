@@ -11,11 +11,12 @@ the SQLAlchemy session; the session's transaction events decide their fate:
 `publish_committed` renders the committed ones and hands them to the broker. Nothing recorded in
 a transaction that did not commit is ever published.
 """
+import functools
 import logging
 
 from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, text
+from sqlalchemy import JSON, DateTime, bindparam, insert, select, text
 
 from ..extensions import db
 from ..models_base import utcnow
@@ -31,8 +32,10 @@ COMMITTED = "realtime.committed"
 
 # Users per seq statement: SQLite allows 32,766 bound parameters; a 500-member board is one statement.
 SEQ_CHUNK = 500
+_INSERT_EVENTS = insert(StreamEvent.__table__)
 
 
+@functools.lru_cache(maxsize=64)
 def _next_seqs_statement(count):
     """One statement for `count` users: creates each counter on first use, otherwise bumps it
     under its row lock (held to the end of the transaction), and returns (user_id, new seq).
@@ -51,8 +54,40 @@ def _next_seqs(session, user_ids):
     seqs = {}
     for start in range(0, len(user_ids), SEQ_CHUNK):
         chunk = user_ids[start:start + SEQ_CHUNK]
-        rows = session.execute(_next_seqs_statement(len(chunk)), {f"u{i}": u for i, u in enumerate(chunk)})
+        rows = session.connection().execute(_next_seqs_statement(len(chunk)), {f"u{i}": u for i, u in enumerate(chunk)})
         seqs.update((user_id, seq) for user_id, seq in rows)
+    return seqs
+
+
+@functools.lru_cache(maxsize=64)
+def _record_statement(count):
+    """PostgreSQL: `_next_seqs_statement` and the event rows in one statement (a data-modifying
+    CTE), returning (user_id, seq) of the rows written. The counters are locked in the same order."""
+    values = ", ".join(f"(:u{i}, 1)" for i in range(count))
+    return text(
+        f"WITH seqs AS (INSERT INTO stream_counters (user_id, seq) VALUES {values} "
+        "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq) "
+        "INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
+        "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs "
+        "RETURNING user_id, seq"
+    ).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
+
+
+def _write(session, user_ids, kind, data, created_at):
+    """Allocate each user's next seq and write their event row: {user_id: seq}. PostgreSQL does
+    both in one statement per SEQ_CHUNK users; SQLite (no data-modifying CTEs) in two."""
+    if session.get_bind().dialect.name == "postgresql":
+        seqs = {}
+        for start in range(0, len(user_ids), SEQ_CHUNK):
+            chunk = user_ids[start:start + SEQ_CHUNK]
+            params = {f"u{i}": u for i, u in enumerate(chunk)}
+            rows = session.connection().execute(_record_statement(len(chunk)),
+                                                {**params, "kind": kind, "data": data, "created_at": created_at})
+            seqs.update((user_id, seq) for user_id, seq in rows)
+        return seqs
+    seqs = _next_seqs(session, user_ids)
+    session.connection().execute(_INSERT_EVENTS, [
+        dict(user_id=user_id, seq=seq, kind=kind, data=data, created_at=created_at) for user_id, seq in seqs.items()])
     return seqs
 
 
@@ -62,17 +97,14 @@ def record(user_ids, kind, data):
         raise ValueError(f"not a valid event kind: {kind!r}")
     session = db.session()
     created_at = utcnow()
+    data = dict(data or {})
     # Ascending ids: two transactions writing to the same users lock their counters in the same
     # order, so they queue instead of deadlocking.
     user_ids = sorted({int(u) for u in user_ids})
-    seqs = _next_seqs(session, user_ids)
-    rows = [dict(user_id=user_id, seq=seqs[user_id], kind=kind, data=dict(data or {}), created_at=created_at)
-            for user_id in user_ids]
-    if rows:
-        # A Core insert (one statement, no unit of work); the events handed back are transient
-        # copies, readable after the commit without a reload.
-        session.execute(insert(StreamEvent.__table__), rows)
-    events = [StreamEvent(**values) for values in rows]
+    seqs = _write(session, user_ids, kind, data, created_at) if user_ids else {}
+    # The events handed back are transient copies, readable after the commit without a reload.
+    events = [StreamEvent(user_id=user_id, seq=seqs[user_id], kind=kind, data=dict(data), created_at=created_at)
+              for user_id in user_ids]
     if events:
         transaction = session.get_nested_transaction() or session.get_transaction()
         session.info.setdefault(STAGED, []).extend((transaction, e) for e in events)
