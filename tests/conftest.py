@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,23 @@ def _pg_database_url():
     name = _pg_database_name()
     _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
     return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+@contextmanager
+def scratch_database(backend, tmpdir, label="scratch"):
+    """An empty database of its own (for migration tests), dropped afterwards."""
+    if backend == "sqlite":
+        path = tmpdir / f"{label}.db"
+        path.unlink(missing_ok=True)
+        yield f"sqlite:///{path}"
+        path.unlink(missing_ok=True)
+        return
+    name = f"{_pg_database_name()}_{label}"
+    _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def pytest_sessionfinish(session):

@@ -2,11 +2,8 @@
 
 Every test runs on SQLite (FTS5) and PostgreSQL (tsvector) alike.
 """
-import hashlib
 import re
-from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +14,7 @@ from rentpe.accounts.models import User
 from rentpe.listings.models import DRAFT, LIVE, PAUSED, REMOVED
 from rentpe.listings.search import search_listings
 from rentpe.models_base import utcnow
-from tests.conftest import PG_ADMIN_URL, WORKER, _overrides
+from tests.conftest import _overrides, scratch_database
 
 PAGE_SIZE = 3
 
@@ -230,34 +227,11 @@ def test_the_index_stays_exactly_in_step_with_the_table(backend, make_listing):
     assert found(q="stage lights") == ["Stage lights 4", "Stage lights 3"]
 
 
-@contextmanager
-def scratch_database(backend, tmpdir):
-    """An empty database of its own, dropped afterwards."""
-    if backend == "sqlite":
-        path = tmpdir / "search-scratch.db"
-        path.unlink(missing_ok=True)
-        yield f"sqlite:///{path}"
-        path.unlink(missing_ok=True)
-        return
-    checkout = hashlib.sha1(str(Path(__file__).resolve().parent).encode()).hexdigest()[:8]
-    name = f"rentpe_test_{checkout}_{WORKER}_search_scratch"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def test_listings_already_there_are_indexed_by_the_migration(backend, _tmpdir):
     """Upgrading a database that has listings (0001 -> 0002) makes them searchable."""
     from flask_migrate import downgrade, upgrade
 
-    with scratch_database(backend, _tmpdir) as url, create_app(_overrides(url, _tmpdir)).app_context():
+    with scratch_database(backend, _tmpdir, "search") as url, create_app(_overrides(url, _tmpdir)).app_context():
         upgrade(revision="0001")
         now = utcnow()
         with db.engine.begin() as conn:

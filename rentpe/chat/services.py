@@ -202,7 +202,7 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     if conversation.kind == DIRECT:
         # The statements above returned, under the lock, every row the publish renders from (the
         # conversation and its two people): they become the loaded state, kept through the commit
-        # rather than read again. (A board's members can change before the lock: its are re-read.)
+        # rather than read again. (A board's members can change before the lock: a board is re-read.)
         _load_rows(conversation, locked, last_message_id=message_id)
         for row in counted:
             _load_rows(conversation.participant(row.user_id), row)
