@@ -75,7 +75,8 @@ def from_environment(instance_path, environ=None):
         "ENV_NAME": "production" if production else "development",
         "SECRET_KEY": _secret_key(environ, instance_path, production),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Pooled connections are pinged after sitting idle, not on every checkout (database.py).
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "REDIS_URL": redis_url,
         "HOST": environ.get("HOST", "127.0.0.1"),
         "PORT": _int(environ, "PORT", 5000),

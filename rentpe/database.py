@@ -1,8 +1,19 @@
-"""Per-connection settings that make SQLite behave like the production database where it matters."""
+"""Per-connection settings that make SQLite behave like the production database where it matters,
+and the pool's check that a connection is still alive."""
 import sqlite3
+import time
 
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.engine import Engine
+
+from .extensions import db
+
+# A pooled connection that sat unused this long is pinged before it is handed out (and replaced if
+# the ping fails). Instead of `pool_pre_ping`, which pings on every checkout: a message takes four
+# checkouts (the request and its publish, the delivery receipt and its publish), each ping a round
+# trip. A connection used moments ago is as alive as a ping would show; a database restart in
+# between fails that one statement, which invalidates the whole pool, and the next checkout reconnects.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def _sqlite_pragmas(dbapi_connection, _record):
@@ -15,9 +26,34 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.close()
 
 
+def _ping_when_idle(engine):
+    def checkin(_dbapi_connection, record):
+        if record is not None:
+            record.info["idle_since"] = time.monotonic()
+
+    def checkout(dbapi_connection, record, _proxy):
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        # As `pool_pre_ping` does: a failed ping means the database went away, so every pooled
+        # connection is dropped, and the pool connects anew for this checkout.
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.InvalidatePoolError(str(error)) from error
+        if not alive:
+            raise exc.InvalidatePoolError("the database did not answer a ping")
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
+
+
 def init_app(app):
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
+    with app.app_context():
+        for engine in db.engines.values():
+            _ping_when_idle(engine)
 
 
 def is_postgresql(session_or_engine):

@@ -59,13 +59,23 @@ def handle_overloaded(exc):
     from .extensions import db
 
     db.session.remove()
-    log.warning("no database connection came free in time: %s", exc)
+    log.warning("database unavailable for this request (no free connection, or it dropped): %s", exc)
     body = "" if request.path.startswith("/events") else OVERLOADED_BODY
     return body, 503, {"Retry-After": str(OVERLOADED_RETRY_SECONDS), "Content-Type": "text/html; charset=utf-8"}
 
 
+def handle_connection_lost(exc):
+    """The database connection dropped under the request (a database restart between its last use
+    and this one): the pool has dropped every connection and reconnects on the next checkout. The
+    request can be retried as it was (a send carries its client key), so: 503 with Retry-After."""
+    if not exc.connection_invalidated:
+        raise exc
+    return handle_overloaded(exc)
+
+
 def init_app(app):
     app.register_error_handler(sqlalchemy.exc.TimeoutError, handle_overloaded)
+    app.register_error_handler(sqlalchemy.exc.DBAPIError, handle_connection_lost)
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
     if not app.debug and not app.testing:
