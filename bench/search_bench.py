@@ -256,7 +256,7 @@ def load_postgresql(engine, users, profiles, listings, photos, analyze=True):
 
 
 def make_app(url):
-    # The production engine options (pool_pre_ping included): one search = one request's work.
+    # The production engine options (and its idle-connection ping): one search = one request's work.
     return create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench", "TESTING": True})
 
 

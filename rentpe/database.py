@@ -12,7 +12,8 @@ from .extensions import db
 # the ping fails). Instead of `pool_pre_ping`, which pings on every checkout: a message takes four
 # checkouts (the request and its publish, the delivery receipt and its publish), each ping a round
 # trip. A connection used moments ago is as alive as a ping would show; a database restart in
-# between fails that one statement, which invalidates the whole pool, and the next checkout reconnects.
+# between fails that one request with a 503 to retry (errors.py) and invalidates the whole pool, so
+# the next checkout reconnects.
 PING_AFTER_IDLE_SECONDS = 1.0
 
 

@@ -78,7 +78,9 @@ messages = sa.Table(
     sa.Column("created_at", sa.DateTime),
 )
 
-# RentPe's engine options (pool_pre_ping, SQLAlchemy's default pool of 5 + 10 per process).
+# SQLAlchemy's recommended disconnect handling (pool_pre_ping: a ping on every checkout) and its
+# default pool of 5 + 10 per process, as a user would configure it. (RentPe pings a connection only
+# after it sat idle: rentpe/database.py.)
 engine = sa.create_engine(DATABASE_URL, pool_pre_ping=True)
 signer = URLSafeTimedSerializer(SECRET_KEY, salt="peer-login")
 sio = socketio.Server(async_mode="gevent", client_manager=socketio.RedisManager(REDIS_URL),
