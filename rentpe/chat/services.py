@@ -17,6 +17,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import realtime
+from ..database import is_postgresql
 from ..extensions import db
 from ..models_base import utcnow
 from . import blocks, contact
@@ -56,10 +57,10 @@ _SEND_LOCK = (
 # The client key's unique index makes a retry (or a double click that waited for the lock) insert
 # nothing; it gets the message stored the first time.
 _SEND_INSERT = {
-    name: insert(_messages)
+    on_postgresql: insert(_messages)
     .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
     .returning(_messages.c.id)
-    for name, insert in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+    for on_postgresql, insert in ((True, postgresql.insert), (False, sqlite.insert))
 }
 _SEND_LAST_MESSAGE = (update(_conversations).where(_conversations.c.id == bindparam("p_conversation"))
                       .values(last_message_id=bindparam("p_message")))
@@ -122,7 +123,7 @@ def clean_client_key(raw):
 
 def _insert_statement(target):
     """INSERT for the session's database, with its ON CONFLICT clauses."""
-    return (postgresql.insert if db.session.get_bind().dialect.name == "postgresql" else sqlite.insert)(target)
+    return (postgresql.insert if is_postgresql(db.session) else sqlite.insert)(target)
 
 
 def _insert_ignoring_conflict(model, values, conflict_columns):
@@ -187,7 +188,7 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
     values = dict(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
                   listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-    message_id = db.session.connection().execute(_SEND_INSERT[db.session.get_bind().dialect.name], values).scalar()
+    message_id = db.session.connection().execute(_SEND_INSERT[is_postgresql(db.session)], values).scalar()
     if message_id is None:
         db.session.rollback()
         return _message_by_key(conversation.id, sender.id, client_key), False
@@ -327,8 +328,7 @@ def _message_by_key(conversation_id, sender_id, client_key):
 
 def _greatest(column, value):
     """SQL max of two values: `greatest()` on PostgreSQL, two-argument `max()` on SQLite."""
-    name = db.session.get_bind().dialect.name
-    return func.greatest(column, value) if name == "postgresql" else func.max(column, value)
+    return func.greatest(column, value) if is_postgresql(db.session) else func.max(column, value)
 
 
 def _load_rows(obj, row, **values):

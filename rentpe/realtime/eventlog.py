@@ -18,6 +18,7 @@ from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import JSON, DateTime, bindparam, insert, select, text
 
+from ..database import is_postgresql
 from ..extensions import db
 from ..models_base import utcnow
 from . import registry
@@ -35,38 +36,27 @@ SEQ_CHUNK = 500
 _INSERT_EVENTS = insert(StreamEvent.__table__)
 
 
+def _seqs_sql(count):
+    """The upsert of `count` users' counters: creates each on first use, otherwise bumps it under
+    its row lock (held to the end of the transaction), returning (user_id, new seq). Rows are
+    upserted in the order of the VALUES list, so the locks are taken in that order. SQLite ≥ 3.35
+    and PostgreSQL both accept it as written."""
+    values = ", ".join(f"(:u{i}, 1)" for i in range(count))
+    return (f"INSERT INTO stream_counters (user_id, seq) VALUES {values} "
+            "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq")
+
+
 @functools.lru_cache(maxsize=64)
 def _next_seqs_statement(count):
-    """One statement for `count` users: creates each counter on first use, otherwise bumps it
-    under its row lock (held to the end of the transaction), and returns (user_id, new seq).
-    Rows are upserted in the order of the VALUES list, so the locks are taken in that order.
-    SQLite ≥ 3.35 and PostgreSQL both accept it as written."""
-    values = ", ".join(f"(:u{i}, 1)" for i in range(count))
-    return text(
-        f"INSERT INTO stream_counters (user_id, seq) VALUES {values} "
-        "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 "
-        "RETURNING user_id, seq"
-    )
-
-
-def _next_seqs(session, user_ids):
-    """{user_id: next seq} for these (sorted, distinct) ids, one statement per SEQ_CHUNK users."""
-    seqs = {}
-    for start in range(0, len(user_ids), SEQ_CHUNK):
-        chunk = user_ids[start:start + SEQ_CHUNK]
-        rows = session.connection().execute(_next_seqs_statement(len(chunk)), {f"u{i}": u for i, u in enumerate(chunk)})
-        seqs.update((user_id, seq) for user_id, seq in rows)
-    return seqs
+    return text(_seqs_sql(count))
 
 
 @functools.lru_cache(maxsize=64)
 def _record_statement(count):
-    """PostgreSQL: `_next_seqs_statement` and the event rows in one statement (a data-modifying
-    CTE), returning (user_id, seq) of the rows written. The counters are locked in the same order."""
-    values = ", ".join(f"(:u{i}, 1)" for i in range(count))
+    """PostgreSQL: the seqs and the event rows in one statement (a data-modifying CTE), returning
+    (user_id, seq) of the rows written."""
     return text(
-        f"WITH seqs AS (INSERT INTO stream_counters (user_id, seq) VALUES {values} "
-        "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq) "
+        f"WITH seqs AS ({_seqs_sql(count)}) "
         "INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
         "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs "
         "RETURNING user_id, seq"
@@ -74,20 +64,21 @@ def _record_statement(count):
 
 
 def _write(session, user_ids, kind, data, created_at):
-    """Allocate each user's next seq and write their event row: {user_id: seq}. PostgreSQL does
-    both in one statement per SEQ_CHUNK users; SQLite (no data-modifying CTEs) in two."""
-    if session.get_bind().dialect.name == "postgresql":
-        seqs = {}
-        for start in range(0, len(user_ids), SEQ_CHUNK):
-            chunk = user_ids[start:start + SEQ_CHUNK]
-            params = {f"u{i}": u for i, u in enumerate(chunk)}
-            rows = session.connection().execute(_record_statement(len(chunk)),
-                                                {**params, "kind": kind, "data": data, "created_at": created_at})
-            seqs.update((user_id, seq) for user_id, seq in rows)
-        return seqs
-    seqs = _next_seqs(session, user_ids)
-    session.connection().execute(_INSERT_EVENTS, [
-        dict(user_id=user_id, seq=seq, kind=kind, data=data, created_at=created_at) for user_id, seq in seqs.items()])
+    """Allocate each user's next seq and write their event row, SEQ_CHUNK users at a time:
+    {user_id: seq}. PostgreSQL does both in one statement; SQLite (no data-modifying CTEs) in two."""
+    connection, postgresql = session.connection(), is_postgresql(session)
+    seqs = {}
+    for start in range(0, len(user_ids), SEQ_CHUNK):
+        chunk = user_ids[start:start + SEQ_CHUNK]
+        params = {f"u{i}": u for i, u in enumerate(chunk)}
+        if postgresql:
+            rows = connection.execute(_record_statement(len(chunk)),
+                                      {**params, "kind": kind, "data": data, "created_at": created_at}).all()
+        else:
+            rows = connection.execute(_next_seqs_statement(len(chunk)), params).all()
+            connection.execute(_INSERT_EVENTS, [dict(user_id=user_id, seq=seq, kind=kind, data=data,
+                                                     created_at=created_at) for user_id, seq in rows])
+        seqs.update((user_id, seq) for user_id, seq in rows)
     return seqs
 
 
