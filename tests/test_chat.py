@@ -172,6 +172,28 @@ def test_delivered_comes_between_sent_and_seen(buyer_client, listing, seller):
     assert 'data-status="delivered"' in buyer_client.get(f"/conversations/{cid}").get_data(as_text=True)
 
 
+def test_a_receipts_order_grows_with_every_step_of_every_message(buyer_client, seller_client, listing, seller):
+    """Pages keep the receipt with the higher data-order (static/js/chat.js): each step of a
+    message, and a newer message's first step, must rank above everything before it."""
+    def receipt():
+        html = buyer_client.get(f"/conversations/{cid}").get_data(as_text=True)
+        status, order = re.search(rf'id="conv-{cid}-receipt"[^>]*data-status="(\w*)" data-order="(\d+)"', html).groups()
+        return status, int(order)
+
+    cid = conversation_id_from(contact(buyer_client, listing, "one"))
+    steps = [receipt()]
+    [first] = messages_in(cid)
+    services.mark_delivered(seller.id, {cid: first.id})
+    steps.append(receipt())
+    seller_client.post(f"/conversations/{cid}/read", {"up_to": str(first.id)})
+    steps.append(receipt())
+    buyer_client.post(f"/conversations/{cid}/messages", {"body": "two", "client_key": "k-two-000002"})
+    steps.append(receipt())
+    assert [status for status, _ in steps] == ["sent", "delivered", "seen", "sent"]
+    orders = [order for _, order in steps]
+    assert orders == sorted(set(orders)), orders
+
+
 def test_read_cursor_only_moves_forward_and_is_clamped(buyer_client, seller_client, listing, seller):
     cid = conversation_id_from(contact(buyer_client, listing, "one"))
     buyer_client.post(f"/conversations/{cid}/messages", {"body": "two", "client_key": "k-two-000001"})

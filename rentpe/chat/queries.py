@@ -156,6 +156,15 @@ class Receipt:
     status: str | None  # "sent" | "delivered" | "seen" | None (no message of mine)
     at: object = None
 
+    @property
+    def order(self):
+        """Grows with every step of every message (a newer message's "sent" is after an older one's
+        "seen"): a page never lets a receipt that arrives late replace a later one (static/js/chat.js)."""
+        return (self.message_id or 0) * 4 + _RECEIPT_STEPS.index(self.status)
+
+
+_RECEIPT_STEPS = (None, "sent", "delivered", "seen")
+
 
 def receipt_for(conversation, viewer_id):
     if conversation.kind == GROUP:

@@ -70,6 +70,19 @@
     if (next < Infinity) typingTimer = setTimeout(updateTypists, next + 50);
   }
 
+  // A receipt only moves forward. A send's answer carries the receipt as of the send; the stream
+  // may already have brought "Delivered" or "Seen" for that message, and the answer must not
+  // take it back. Receipts carry their place in that sequence (data-order, chat/queries.py).
+  document.addEventListener("htmx:before:swap", function (e) {
+    var tasks = e.detail && e.detail.tasks;
+    if (!tasks) return;
+    for (var i = tasks.length - 1; i >= 0; i--) {
+      var target = tasks[i].target, incoming = tasks[i].fragment && tasks[i].fragment.firstElementChild;
+      if (!(target instanceof Element) || !incoming || !target.dataset.order || !incoming.dataset.order) continue;
+      if (Number(incoming.dataset.order) < Number(target.dataset.order)) tasks.splice(i, 1);
+    }
+  });
+
   function afterChange() {
     scrollToNewest();
     reportRead();

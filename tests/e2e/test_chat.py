@@ -104,6 +104,35 @@ def test_buyer_meets_seller_live(new_context, seller_page):
     screenshot(buyer, "conversation")
 
 
+def test_a_late_send_answer_does_not_take_a_receipt_back(new_context, seller_page):
+    """The answer to a send carries the receipt as of the send ("Sent"). When the reader's
+    "Delivered" and "Seen" reach the sender's stream before that answer, it must not undo them."""
+    buyer = new_context().new_page()
+    sign_up(buyer, "Meera Iyer")
+    open_demo_sellers_listing(buyer)
+    cid = contact_seller(buyer, "Is the hall free on a Sunday?")
+    seller_page.goto(f"/conversations/{cid}")
+    wait_for_stream(seller_page)
+    wait_for_stream(buyer)
+    held = []
+    seller_page.route(f"**/conversations/{cid}/messages", lambda route: held.append((route, route.fetch())))
+    composer = seller_page.locator(f"#conv-{cid}-composer textarea")
+    composer.fill("Yes, Sundays are free.")
+    composer.press("Enter")
+    # The send is stored and streamed while its answer is held: the buyer reads the reply.
+    expect(buyer.locator(f"#conv-{cid}-messages .msg.theirs")).to_contain_text("Sundays are free")
+    receipt = seller_page.locator(f"#conv-{cid}-receipt")
+    expect(receipt).to_have_attribute("data-status", "seen")
+    route, answer = held[0]
+    assert 'data-status="sent"' in answer.text()
+    expect(composer).to_have_value("Yes, Sundays are free.")  # the answer has not been swapped in yet
+    route.fulfill(response=answer)
+    expect(seller_page.locator(f"#conv-{cid}-composer textarea")).to_have_value("")  # now it has
+    expect(seller_page.locator(f"#conv-{cid}-messages .msg.mine")).to_have_count(1)
+    expect(receipt).to_have_attribute("data-status", "seen")
+    expect(receipt).to_contain_text("Seen")
+
+
 def test_two_tabs_of_one_person_agree(new_context, seller_page):
     context = new_context()
     first = context.new_page()
