@@ -4,6 +4,7 @@ import re
 from types import SimpleNamespace
 
 from sqlalchemy import event
+from sqlalchemy.engine.interfaces import CacheStats
 
 from rentpe.chat import events, queries, services
 from rentpe.chat.models import Conversation
@@ -17,6 +18,7 @@ class Statements:
     def __init__(self):
         self.count = 0
         self.sql = []
+        self.compiled = []  # statements SQLAlchemy compiled for this execution (not from its cache)
 
     def __enter__(self):
         event.listen(db.engine, "before_cursor_execute", self._seen)
@@ -25,9 +27,11 @@ class Statements:
     def __exit__(self, *exc):
         event.remove(db.engine, "before_cursor_execute", self._seen)
 
-    def _seen(self, conn, cursor, statement, *args):
+    def _seen(self, conn, cursor, statement, parameters, context, executemany):
         self.count += 1
         self.sql.append(statement)
+        if context.compiled is not None and context.cache_hit is not CacheStats.CACHE_HIT:
+            self.compiled.append(statement)
 
 
 def test_inbox_row_for_a_loaded_conversation_is_the_inbox_row(client, make_client, buyer, seller, listing, make_listing):
@@ -130,6 +134,30 @@ def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, ma
     assert 'data-status="sent"' in answer and "Great, booking it" in answer
     row = queries.inbox_row(seller_id, cid)
     assert row.me.unread_count == 1 and row.last_message.body == "Great, booking it" and row.listing.id == listing_id
+
+
+def test_a_private_sends_statements_all_come_from_the_compiled_cache(client, make_client, buyer, seller, listing):
+    """Once warm, a send (its writes, the publish's reads, the answer, the recipient's delivery
+    receipt) compiles nothing: every statement is one SQLAlchemy has compiled before."""
+    client.login(buyer)
+    cid = conversation_id_from(contact(client, listing))
+    seller_client = make_client()
+    seller_client.login(seller)
+
+    def delivered():  # what the seller's stream does on receiving it
+        db.session.expire_all()
+        assert services.mark_delivered(seller.id, {cid: db.session.get(Conversation, cid).last_message_id}) == [cid]
+
+    for i in range(2):
+        client.post(f"/conversations/{cid}/messages", {"body": f"warm-up {i}", "client_key": f"warm{i:08d}"}, htmx=True)
+        delivered()
+    with Statements() as statements:
+        response = client.post(f"/conversations/{cid}/messages", {"body": "Is Sunday free?", "client_key": "sunday000001"},
+                               htmx=True)
+        delivered()
+    assert response.status_code == 200
+    assert any("INSERT INTO messages" in sql for sql in statements.sql)
+    assert statements.compiled == []
 
 
 def board_send_cost(client, make_seller, owner, members):

@@ -86,6 +86,32 @@ def test_delivery_to_a_stream_turns_the_senders_receipt_to_delivered(people, lis
         s.close()
 
 
+def test_a_streams_delivery_hook_reuses_the_streams_session(people, listing, seller, buyer, app, monkeypatch):
+    """The hook after each write runs in a request context of the stream's own request: with the
+    session decoded when the stream opened, not decoded from the cookie again for every message."""
+    opened = []
+    interface = app.session_interface
+    original = type(interface).open_session
+
+    def counting(self, app_, request):
+        opened.append(request.path)
+        return original(self, app_, request)
+
+    monkeypatch.setattr(type(interface), "open_session", counting)
+    seller_stream = Stream(people["seller"], "/events?after=0")
+    assert opened == ["/events"]
+    for i in range(3):
+        contact(people["buyer"], listing, f"question {i}")
+        assert seller_stream.contains(f"question {i}")
+    seller_stream.read_for(0.3)  # let the last hook run
+    cid = conversation_id_from(contact(people["buyer"], listing, "last"))
+    assert seller_stream.contains(">last<")
+    seller_stream.read_for(0.3)
+    assert db.session.get(Participant, (cid, seller.id)).delivered_message_id == messages_in(cid)[-1].id
+    assert opened.count("/events") == 1, opened
+    seller_stream.close()
+
+
 def test_seen_reaches_the_sender_live(people, listing, seller, buyer):
     cid = conversation_id_from(contact(people["buyer"], listing, "hello"))
     buyer_stream = Stream(people["buyer"], f"/events?after={_last_seq(buyer.id)}")

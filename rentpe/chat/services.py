@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import Integer, bindparam, case, exists, func, select, update
+from sqlalchemy import Integer, bindparam, case, exists, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -55,13 +55,16 @@ _SEND_LOCK = (
     .returning(*_conversations.c)
 )
 # The client key's unique index makes a retry (or a double click that waited for the lock) insert
-# nothing; it gets the message stored the first time.
-_SEND_INSERT = {
-    on_postgresql: insert(_messages)
-    .on_conflict_do_nothing(index_elements=["conversation_id", "sender_id", "client_key"])
-    .returning(_messages.c.id)
-    for on_postgresql, insert in ((True, postgresql.insert), (False, sqlite.insert))
-}
+# nothing; it gets the message stored the first time. Written out because both databases take the
+# same ON CONFLICT clause, and SQLAlchemy never caches its dialect INSERTs that can say it: built
+# with them, the statement is compiled again for every message.
+_SEND_COLUMNS = ("conversation_id", "sender_id", "body", "client_key", "listing_id", "created_at", "contact_flags")
+_SEND_INSERT = (
+    text(f"INSERT INTO messages ({', '.join(_SEND_COLUMNS)}) VALUES ({', '.join(':' + c for c in _SEND_COLUMNS)})"
+         " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING RETURNING id")
+    .bindparams(*(bindparam(column, type_=_messages.c[column].type) for column in _SEND_COLUMNS))
+    .columns(id=Integer)
+)
 _SEND_LAST_MESSAGE = (update(_conversations).where(_conversations.c.id == bindparam("p_conversation"))
                       .values(last_message_id=bindparam("p_message")))
 # One statement for every member: the recipients have one more unread, the sender has read up to
@@ -188,7 +191,7 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
     values = dict(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
                   listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-    message_id = db.session.connection().execute(_SEND_INSERT[is_postgresql(db.session)], values).scalar()
+    message_id = db.session.connection().execute(_SEND_INSERT, values).scalar()
     if message_id is None:
         db.session.rollback()
         return _message_by_key(conversation.id, sender.id, client_key), False

@@ -20,7 +20,8 @@ import time
 import uuid
 from typing import NamedTuple
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, session
+from flask.ctx import RequestContext
 from flask_login import current_user
 
 from ..extensions import db
@@ -47,7 +48,7 @@ def events():
         # Not a redirect: the client is a fetch() stream, and a 401 makes it back off.
         return Response("Log in to receive live updates.\n", 401, mimetype="text/plain")
     try:
-        stream = Stream.open(current_user.id, parse_cursor(), request.environ)
+        stream = Stream.open(current_user.id, parse_cursor(), request.environ, session._get_current_object())
         event_log.publish_committed()  # whatever a presence hook committed
     except BrokerUnavailable:
         return Response("Live updates are unavailable right now.\n", 503, mimetype="text/plain",
@@ -95,12 +96,13 @@ def publish_after_request(response):
 
 
 class Stream:
-    def __init__(self, app, user_id, environ):
+    def __init__(self, app, user_id, environ, session):
         self.app = app
         self.realtime = app.extensions["realtime"]
         self.config = self.realtime.config
         self.user_id = user_id
         self.environ = dict(environ)
+        self.session = session  # the request's, decoded once: hooks render with it, never save it
         self.id = uuid.uuid4().hex
         self.subscription = None
         self.backlog = []
@@ -112,8 +114,8 @@ class Stream:
         self.closed = False
 
     @classmethod
-    def open(cls, user_id, cursor, environ):
-        stream = cls(current_app._get_current_object(), user_id, environ)
+    def open(cls, user_id, cursor, environ, session):
+        stream = cls(current_app._get_current_object(), user_id, environ, session)
         stream.subscription = stream.realtime.hub.register(user_id)
         try:
             stream._replay(cursor)
@@ -246,7 +248,7 @@ class Stream:
             registry.call_delivery_hooks(self.user_id, events)
 
     def _context(self):
-        return _HookContext(self.app, self.environ)
+        return _HookContext(self.app, self.environ, self.session)
 
     # Closing (call_on_close: always runs, even if the generator never started) ------------
 
@@ -275,12 +277,13 @@ class Delivered(NamedTuple):
 
 
 class _HookContext:
-    """A fresh app context and a request context rebuilt from the stream's request, for hooks
-    that run after the view returned. Publishes what they committed; releases the session."""
+    """A fresh app context and a request context rebuilt from the stream's request and its
+    session (not decoded from the cookie again), for hooks that run after the view returned.
+    Publishes what they committed; releases the database session."""
 
-    def __init__(self, app, environ):
+    def __init__(self, app, environ, session):
         self.app_context = app.app_context()
-        self.request_context = app.request_context(environ)
+        self.request_context = RequestContext(app, environ, session=session)
 
     def __enter__(self):
         self.app_context.push()
