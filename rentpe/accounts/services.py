@@ -1,5 +1,5 @@
 """State changes for accounts. Each function owns its transaction."""
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ..extensions import db
@@ -31,12 +31,17 @@ def get_user_by_email(email):
     return db.session.scalar(select(User).where(User.email == normalise_email(email)))
 
 
+# Every request of a logged-in user runs this: built once (`Session.get` builds its statement and
+# computes the statement's cache key again on every call).
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+
+
 def load_user_from_session(token):
     """Flask-Login user loader: `token` is `<id>:<session_generation>` (see `User.get_id`)."""
     user_id, _, generation = (token or "").partition(":")
     if not user_id.isdigit() or not generation.isdigit():
         return None
-    user = db.session.get(User, int(user_id))
+    user = db.session.execute(_USER_BY_ID, {"user_id": int(user_id)}).scalar_one_or_none()
     if user is None or user.session_generation != int(generation) or user.is_suspended:
         return None
     return user

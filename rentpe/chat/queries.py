@@ -14,8 +14,11 @@ PAGE_SIZE = 30
 INBOX_LIMIT = 100
 
 
-# The conversation, its people and their accounts in one query (not one per relationship).
-_WITH_PEOPLE = [joinedload(Conversation.participants)]
+# The conversation, its people and their accounts in one query (not one per relationship), built
+# once: every chat request starts here, and `Session.get` with loader options builds its statement
+# and computes the options' cache key again on every call.
+_WITH_PEOPLE = (select(Conversation).options(joinedload(Conversation.participants))
+                .where(Conversation.id == bindparam("conversation_id")))
 
 
 def get_conversation_for_participant(conversation_id, user=None):
@@ -27,7 +30,10 @@ def get_conversation_for_participant(conversation_id, user=None):
     user = user or current_user
     if not user.is_authenticated:
         abort(401)
-    conversation = db.session.get(Conversation, conversation_id, options=_WITH_PEOPLE)
+    if db.session.identity_key(Conversation, conversation_id) in db.session.identity_map:
+        conversation = db.session.get(Conversation, conversation_id)  # held by this request (publishing its send)
+    else:
+        conversation = db.session.execute(_WITH_PEOPLE, {"conversation_id": conversation_id}).unique().scalar_one_or_none()
     if conversation is None or conversation.participant(user.id) is None:
         abort(404)
     return conversation
