@@ -63,7 +63,7 @@ def _sent(conversation_id, message_id, viewer_ids):
     else:
         receipts = queries.receipts_for(conversation, viewer_ids)
     # The inbox thumbnail: the listing the conversation last asked about (none: no query).
-    listing = conversation.last_listing
+    listing = queries.listing_with_photos(conversation.last_listing_id)
     return _Sent(conversation, message, {p.user_id: p for p in conversation.participants},
                  listing, Markup(receipt_html) if receipt_html else None, receipts)
 

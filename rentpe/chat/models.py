@@ -50,8 +50,8 @@ class Conversation(db.Model):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     closed_at: Mapped[datetime | None]
 
-    # Current participants only (see the module docstring); former board members are never in it.
     last_listing: Mapped[Listing | None] = relationship()
+    # Current participants only (see the module docstring); former board members are never in it.
     participants: Mapped[list["Participant"]] = relationship(
         primaryjoin="and_(Conversation.id == Participant.conversation_id, Participant.left_at.is_(None))",
         order_by="Participant.joined_at, Participant.user_id", viewonly=True, lazy="selectin",

@@ -98,7 +98,19 @@ def inbox_row_for(conversation, user_id, last_message=None):
     if last_message is None or last_message.id != conversation.last_message_id:
         last_message = db.session.get(Message, conversation.last_message_id) if conversation.last_message_id else None
     others = conversation.others(user_id)
-    return InboxRow(conversation, me, others[0].user if others else None, last_message, conversation.last_listing)
+    return InboxRow(conversation, me, others[0].user if others else None, last_message,
+                    listing_with_photos(conversation.last_listing_id))
+
+
+_LISTING_WITH_PHOTOS = (select(Listing).options(joinedload(Listing.photos))
+                        .where(Listing.id == bindparam("listing_id")))
+
+
+def listing_with_photos(listing_id):
+    """A listing with its photos (an inbox row's thumbnail) in one query; None for none."""
+    if listing_id is None:
+        return None
+    return db.session.execute(_LISTING_WITH_PHOTOS, {"listing_id": listing_id}).unique().scalar_one_or_none()
 
 
 def _listings_by_id(listing_ids):
