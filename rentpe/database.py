@@ -1,9 +1,10 @@
 """Per-connection settings that make SQLite behave like the production database where it matters,
-and the pool's check that a connection is still alive."""
+the pool's check that a connection is still alive, and what differs between the two databases."""
 import sqlite3
 import time
 
 from sqlalchemy import event, exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from .extensions import db
@@ -60,3 +61,8 @@ def init_app(app):
 def is_postgresql(session_or_engine):
     bind = session_or_engine.get_bind() if hasattr(session_or_engine, "get_bind") else session_or_engine
     return bind.dialect.name == "postgresql"
+
+
+def insert_for(session, target):
+    """An INSERT into `target` for the session's database, one that can say ON CONFLICT."""
+    return (postgresql.insert if is_postgresql(session) else sqlite.insert)(target)

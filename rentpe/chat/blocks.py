@@ -15,9 +15,9 @@ from datetime import datetime
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import ForeignKey, bindparam, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..database import insert_for
 from ..extensions import db
 from ..models_base import utcnow
 from .models import DIRECT, Conversation
@@ -98,9 +98,8 @@ def block_user(blocker, blocked):
     if blocker.id == blocked.id:
         raise BlockError("You can't block yourself.")
     _lock_conversations_between(blocker.id, blocked.id)
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     created = db.session.execute(
-        dialect.insert(Block).values(blocker_id=blocker.id, blocked_id=blocked.id, created_at=utcnow())
+        insert_for(db.session, Block).values(blocker_id=blocker.id, blocked_id=blocked.id, created_at=utcnow())
         .on_conflict_do_nothing()
     ).rowcount
     db.session.commit()

@@ -12,12 +12,11 @@ import uuid
 
 from flask import current_app
 from sqlalchemy import Integer, bindparam, case, exists, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import realtime
-from ..database import is_postgresql
+from ..database import insert_for, is_postgresql
 from ..extensions import db
 from ..models_base import utcnow
 from . import blocks, contact
@@ -124,13 +123,8 @@ def clean_client_key(raw):
     return key
 
 
-def _insert_statement(target):
-    """INSERT for the session's database, with its ON CONFLICT clauses."""
-    return (postgresql.insert if is_postgresql(db.session) else sqlite.insert)(target)
-
-
 def _insert_ignoring_conflict(model, values, conflict_columns):
-    statement = _insert_statement(model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
+    statement = insert_for(db.session, model).values(**values).on_conflict_do_nothing(index_elements=conflict_columns)
     db.session.execute(statement)
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import selectinload
 from sqlalchemy.sql.selectable import Join
 
+from ..database import is_postgresql
 from ..extensions import db
 from .models import CATEGORIES, LIVE, Listing
 
@@ -295,7 +296,7 @@ def search_listings(q="", category=None, city=None, price_min=None, price_max=No
     if per_page is None:
         per_page = current_app.config["SEARCH_PAGE_SIZE"]
     per_page = min(max(int(per_page), 1), MAX_PER_PAGE)
-    dialect = _POSTGRESQL if db.session.get_bind().dialect.name == "postgresql" else _SQLITE
+    dialect = _POSTGRESQL if is_postgresql(db.session) else _SQLITE
     keywords = dialect.keywords(query.terms, query.prefix) if query.terms else None
 
     if keywords is None:

@@ -17,8 +17,8 @@ Photo files are written before the commit and deleted again if it fails; on remo
 deleted after the commit. A crash in between can leave an orphan file, never a row without files.
 """
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from ..database import insert_for
 from ..extensions import db
 from ..models_base import utcnow
 from . import photos as photo_files
@@ -244,8 +244,7 @@ def set_cover_photo(photo):
 
 def _insert_unless_exists(model, **values):
     """INSERT … ON CONFLICT DO NOTHING on both databases; returns 1 if a row was inserted."""
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(model).values(**values).on_conflict_do_nothing()
+    statement = insert_for(db.session, model).values(**values).on_conflict_do_nothing()
     return db.session.execute(statement).rowcount
 
 

@@ -9,11 +9,11 @@ hidden, a listing already removed) logs nothing.
 import re
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import realtime
 from ..accounts.models import User
 from ..chat.hiding import BY_MODERATOR, hide_message
+from ..database import insert_for
 from ..extensions import db
 from ..listings import services as listing_services
 from ..listings.models import LIVE, PAUSED, REMOVED, Listing
@@ -62,10 +62,9 @@ def file_report(reporter, target, reason, note):
     note = clean_note(note)
     if target.subject_user_id == reporter.id and target.kind == USER:
         raise ModerationError("You can't report yourself.", status=400)
-    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
     # The partial unique index (one open report per reporter and thing) decides a race of two clicks.
     report_id = db.session.execute(
-        dialect.insert(Report).values(
+        insert_for(db.session, Report).values(
             reporter_id=reporter.id, kind=target.kind, target_id=target.id, reason=reason, note=note,
             subject_user_id=target.subject_user_id, conversation_id=target.conversation_id, status=OPEN,
             created_at=utcnow(),
