@@ -54,6 +54,14 @@ def contact_seller(page, body):
     return int(re.search(r"/conversations/(\d+)$", page.url).group(1))
 
 
+def new_buyer_asks_the_seller(new_context, name, body):
+    """A new buyer (own browser context) who contacts the demo seller from a listing: (page, conversation id)."""
+    buyer = new_context().new_page()
+    sign_up(buyer, name)
+    open_demo_sellers_listing(buyer)
+    return buyer, contact_seller(buyer, body)
+
+
 def send(page, cid, body):
     composer = page.locator(f"#conv-{cid}-composer textarea")
     composer.fill(body)
@@ -107,10 +115,7 @@ def test_buyer_meets_seller_live(new_context, seller_page):
 def test_a_late_send_answer_does_not_take_a_receipt_back(new_context, seller_page):
     """The answer to a send carries the receipt as of the send ("Sent"). When the reader's
     "Delivered" and "Seen" reach the sender's stream before that answer, it must not undo them."""
-    buyer = new_context().new_page()
-    sign_up(buyer, "Meera Iyer")
-    open_demo_sellers_listing(buyer)
-    cid = contact_seller(buyer, "Is the hall free on a Sunday?")
+    buyer, cid = new_buyer_asks_the_seller(new_context, "Meera Iyer", "Is the hall free on a Sunday?")
     seller_page.goto(f"/conversations/{cid}")
     wait_for_stream(seller_page)
     wait_for_stream(buyer)
@@ -156,10 +161,7 @@ def test_two_tabs_of_one_person_agree(new_context, seller_page):
 
 
 def test_messages_sent_while_a_tab_was_hidden_arrive_once_in_order(new_context, seller_page):
-    buyer = new_context().new_page()
-    sign_up(buyer, "Farah Ali")
-    open_demo_sellers_listing(buyer)
-    cid = contact_seller(buyer, "Reconnect test")
+    buyer, cid = new_buyer_asks_the_seller(new_context, "Farah Ali", "Reconnect test")
     wait_for_stream(buyer)
     seller_page.goto(f"/conversations/{cid}")
     wait_for_stream(seller_page)
@@ -184,10 +186,7 @@ def test_messages_sent_while_the_server_restarts_arrive_once_in_order(new_contex
     # The browser fetches the icon on its own schedule; one in flight when the server dies is reset.
     guard.allow("requestfailed", url_contains="/favicon.svg")
     guard.allow("console", url_contains="/favicon.svg")
-    buyer = new_context().new_page()
-    sign_up(buyer, "Dev Malhotra")
-    open_demo_sellers_listing(buyer)
-    cid = contact_seller(buyer, "Restart test")
+    buyer, cid = new_buyer_asks_the_seller(new_context, "Dev Malhotra", "Restart test")
     wait_for_stream(buyer)
     restart_server(crash=True)
     seller_page.goto(f"/conversations/{cid}")
@@ -199,10 +198,7 @@ def test_messages_sent_while_the_server_restarts_arrive_once_in_order(new_contex
 
 
 def test_typing_shows_and_goes_away_on_its_own(new_context, seller_page):
-    buyer = new_context().new_page()
-    sign_up(buyer, "Ira Sen")
-    open_demo_sellers_listing(buyer)
-    cid = contact_seller(buyer, "Typing test")
+    buyer, cid = new_buyer_asks_the_seller(new_context, "Ira Sen", "Typing test")
     seller_page.goto(f"/conversations/{cid}")
     wait_for_stream(seller_page)
     wait_for_stream(buyer)
@@ -214,10 +210,7 @@ def test_typing_shows_and_goes_away_on_its_own(new_context, seller_page):
 
 
 def test_shift_enter_makes_a_newline_and_enter_sends(new_context, seller_page):
-    buyer = new_context().new_page()
-    sign_up(buyer, "Om Prakash")
-    open_demo_sellers_listing(buyer)
-    cid = contact_seller(buyer, "Keyboard test")
+    buyer, cid = new_buyer_asks_the_seller(new_context, "Om Prakash", "Keyboard test")
     box = buyer.locator(f"#conv-{cid}-composer textarea")
     box.press_sequentially("line one")
     box.press("Shift+Enter")
