@@ -85,3 +85,17 @@ def post_fork(server, worker):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+
+def post_worker_init(worker):
+    """Keep the application's own objects out of the garbage collector's full collections.
+
+    A full collection walks every tracked object and stops the whole worker meanwhile: every
+    stream and request on it (with 3,000 open streams, ~0.3 s). What the worker holds once it has
+    loaded the app (modules, models, templates, compiled statements) lives as long as the worker;
+    frozen, no collection walks it again. Collected first, so nothing frozen is garbage.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()

@@ -1,8 +1,11 @@
 """Chat over the live stream: who gets which event, replay, receipts, typing — on both brokers."""
+import gc
+
 import pytest
 
 from rentpe.chat.models import Participant
 from rentpe.extensions import db
+from rentpe.realtime.stream import Stream as RealtimeStream
 from tests.chat_helpers import contact, conversation_id_from, messages_in
 from tests.stream_helpers import Stream, broker, broker_overrides  # noqa: F401 (fixture)
 
@@ -110,6 +113,26 @@ def test_a_streams_delivery_hook_reuses_the_streams_session(people, listing, sel
     assert db.session.get(Participant, (cid, seller.id)).delivered_message_id == messages_in(cid)[-1].id
     assert opened.count("/events") == 1, opened
     seller_stream.close()
+
+
+def test_an_open_stream_holds_no_request(people, listing, seller, app):
+    """A stream stays open for minutes, most of them idle: it keeps the environ it was opened with
+    (its hooks rebuild a request from it), not the request Werkzeug files into it, nor the ones
+    its hooks build."""
+    def requests_held():
+        [open_stream] = [o for o in gc.get_objects() if type(o) is RealtimeStream and o.user_id == seller.id]
+        held = list(vars(open_stream).values()) + list(open_stream.environ.values())
+        return [value for value in held if isinstance(value, app.request_class)]
+
+    stream = Stream(people["seller"], "/events?after=0")
+    assert stream.contains(": open")
+    assert requests_held() == []
+    for i in range(2):
+        contact(people["buyer"], listing, f"are you there {i}")
+        assert stream.contains(f"are you there {i}")
+    stream.read_for(0.3)  # the delivery hooks have run
+    assert requests_held() == []
+    stream.close()
 
 
 def test_seen_reaches_the_sender_live(people, listing, seller, buyer):

@@ -27,7 +27,9 @@ class Subscription:
         self.maxsize = maxsize
         self.ended = None
         self._items = collections.deque()
-        self._ready = threading.Condition()
+        # Over a plain lock (nothing here re-enters it): a Condition over the default re-entrant
+        # lock holds five bound methods of it, and every open stream has one of these.
+        self._ready = threading.Condition(threading.Lock())
 
     def put(self, payload):
         """False when the inbox is full (the client is not keeping up)."""

@@ -101,7 +101,10 @@ class Stream:
         self.realtime = app.extensions["realtime"]
         self.config = self.realtime.config
         self.user_id = user_id
-        self.environ = dict(environ)
+        # Without the request Werkzeug files into its environ (Flask unfiles it when the view's
+        # context ends, not from a copy): an idle stream would keep that request's parsed query,
+        # cookies and headers alive for its whole life. Hook contexts file theirs and unfile it.
+        self.environ = {key: value for key, value in environ.items() if key != "werkzeug.request"}
         self.session = session  # the request's, decoded once: hooks render with it, never save it
         self.id = uuid.uuid4().hex
         self.subscription = None

@@ -1,0 +1,29 @@
+"""What deploy/gunicorn.conf.py does inside each worker, run as gunicorn runs it: in a fresh process."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The worker's order: post_fork, then the app is loaded, then post_worker_init. A full collection
+# then walks only what was made after it; before it, the collector walked the whole app each time.
+WORKER = """
+import gc, json, os, runpy
+conf = runpy.run_path("deploy/gunicorn.conf.py")
+conf["post_fork"](None, None)
+from app import app  # noqa: F401  (the application, as the worker loads it)
+loaded = len(gc.get_objects())
+conf["post_worker_init"](None)
+print(json.dumps({"loaded": loaded, "frozen": gc.get_freeze_count(), "walked": len(gc.get_objects())}))
+"""
+
+
+def test_a_worker_keeps_the_loaded_app_out_of_full_collections(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.db'}", "SECRET_KEY": "test-secret"}
+    result = subprocess.run([sys.executable, "-c", WORKER], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    assert counts["frozen"] >= 0.8 * counts["loaded"], counts
+    assert counts["walked"] <= 0.1 * counts["loaded"], counts
