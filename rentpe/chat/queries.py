@@ -30,10 +30,7 @@ def get_conversation_for_participant(conversation_id, user=None):
     user = user or current_user
     if not user.is_authenticated:
         abort(401)
-    if db.session.identity_key(Conversation, conversation_id) in db.session.identity_map:
-        conversation = db.session.get(Conversation, conversation_id)  # held by this request (publishing its send)
-    else:
-        conversation = db.session.execute(_WITH_PEOPLE, {"conversation_id": conversation_id}).unique().scalar_one_or_none()
+    conversation = db.session.execute(_WITH_PEOPLE, {"conversation_id": conversation_id}).unique().scalar_one_or_none()
     if conversation is None or conversation.participant(user.id) is None:
         abort(404)
     return conversation
