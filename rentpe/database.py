@@ -1,11 +1,18 @@
 """Per-connection settings that make SQLite behave like the production database where it matters,
-the pool's check that a connection is still alive, and what differs between the two databases."""
+the pool's check that a connection is still alive, reads without a transaction around them, and
+what differs between the two databases."""
 import sqlite3
 import time
+from contextlib import contextmanager
 
 from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+
+try:
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE as _IDLE
+except ImportError:  # SQLite only
+    _IDLE = 0
 
 from .extensions import db
 
@@ -50,12 +57,24 @@ def _ping_when_idle(engine):
     event.listen(engine, "checkout", checkout)
 
 
+def _transactional_when_returned(engine):
+    """A connection goes back to the pool out of autocommit, whatever happened while it was lent
+    (`reading_outside_a_transaction`'s block may have ended the session's use of it early)."""
+    def checkin(dbapi_connection, _record):
+        if dbapi_connection is not None and not dbapi_connection.closed and dbapi_connection.autocommit:
+            dbapi_connection.autocommit = False
+
+    event.listen(engine, "checkin", checkin)
+
+
 def init_app(app):
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
     with app.app_context():
         for engine in db.engines.values():
             _ping_when_idle(engine)
+            if engine.dialect.name == "postgresql":
+                _transactional_when_returned(engine)
 
 
 def is_postgresql(session_or_engine):
@@ -66,3 +85,39 @@ def is_postgresql(session_or_engine):
 def insert_for(session, target):
     """An INSERT into `target` for the session's database, one that can say ON CONFLICT."""
     return (postgresql.insert if is_postgresql(session) else sqlite.insert)(target)
+
+
+def commit_keeping_loaded(session):
+    """Commit without expiring what the session holds (state just read back or written), so what
+    follows uses it without reading it again."""
+    session.expire_on_commit, expire = False, session.expire_on_commit
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
+
+
+@contextmanager
+def reading_outside_a_transaction(session):
+    """The block's statements run without a transaction around them when the session's connection
+    has none open yet (right after a commit): no BEGIN before them and no ROLLBACK after, two round
+    trips fewer. Under READ COMMITTED every statement reads its own snapshot inside a transaction
+    or not, so what plain SELECTs see is the same. The block must only read: each statement in it
+    commits on its own. After it the connection is transactional again, so whatever the session
+    runs next opens a transaction as usual. (PostgreSQL only: SQLite opens none for a SELECT.)"""
+    if not is_postgresql(session):
+        yield
+        return
+    connection = session.connection()
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection.info.transaction_status != _IDLE:
+        yield  # a statement already ran in this transaction: stay in it
+        return
+    dbapi_connection.autocommit = True
+    try:
+        yield
+    finally:
+        # A block that rolled the session back has closed this connection and returned its DBAPI
+        # connection, which the pool made transactional then (and may have lent out again).
+        if not connection.closed and not connection.invalidated:
+            dbapi_connection.autocommit = False

@@ -131,3 +131,66 @@ def test_a_batch_renderer_renders_a_publish_at_once_and_a_failing_one_falls_back
                                many=lambda events: [])  # a wrong answer: each is rendered alone
     assert registry.render_all(events) == ['<div id="note-7">single</div>'] * 3
     db.session.rollback()
+
+
+def _in_transaction(dbapi_connection):
+    """Whether the database holds a transaction open on this connection (as the driver knows it)."""
+    if hasattr(dbapi_connection, "info") and hasattr(dbapi_connection.info, "transaction_status"):
+        from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+        return dbapi_connection.info.transaction_status != TRANSACTION_STATUS_IDLE
+    return dbapi_connection.in_transaction  # sqlite3
+
+
+def _autocommit(dbapi_connection):
+    """Whether a PostgreSQL connection commits each statement on its own (SQLite's never do here)."""
+    return bool(getattr(dbapi_connection, "autocommit", False)) and hasattr(dbapi_connection, "info")
+
+
+def test_a_publish_renders_without_opening_a_transaction_and_the_next_write_has_one(buyer, seller):
+    """Renders right after a commit only read: on PostgreSQL they run without BEGIN and ROLLBACK
+    around them (two round trips per publish). What the session writes after the publish is in a
+    transaction again: rolled back, none of it stays."""
+    seen = []
+
+    def render(event):
+        connection = db.session.connection().connection.dbapi_connection
+        name = db.session.scalar(select(StreamEvent.kind).where(StreamEvent.user_id == event.user_id).limit(1))
+        seen.append((name, _in_transaction(connection), connection))
+        return f'<div id="note-{event.data["n"]}">…</div>'
+
+    realtime.register_renderer("test.note", render)
+    realtime.record([buyer.id, seller.id], "test.note", {"n": 1})
+    db.session.commit()
+    realtime.publish_committed()
+    assert [(name, open_) for name, open_, _ in seen] == [("test.note", False)] * 2
+    assert not _autocommit(seen[0][2])
+
+    realtime.record([buyer.id], "test.note", {"n": 2})
+    db.session.flush()
+    assert _in_transaction(db.session.connection().connection.dbapi_connection)
+    db.session.rollback()
+    assert seqs(buyer) == [1]
+
+
+def test_a_render_that_fails_outside_a_transaction_returns_its_connection_transactional(buyer):
+    """A renderer that fails has its session rolled back in the middle of the publish: the
+    connection it had goes back to the pool, and must not go back in autocommit (whoever gets it
+    next would write without a transaction)."""
+    used = []
+
+    def render(event):
+        used.append(db.session.connection().connection.dbapi_connection)
+        db.session.execute(select(StreamEvent.seq).limit(1))
+        raise RuntimeError("a renderer bug")
+
+    realtime.register_renderer("test.note", render)
+    realtime.record([buyer.id], "test.note", {"n": 1})
+    db.session.commit()
+    realtime.publish_committed()  # logged, nothing published for it, no exception
+    assert len(used) == 1
+    assert not _autocommit(used[0])
+    realtime.record([buyer.id], "test.note", {"n": 2})
+    db.session.flush()
+    db.session.rollback()
+    assert seqs(buyer) == [1]

@@ -49,6 +49,8 @@ The API (nothing else is meant to be imported from here):
     presence.online(user_ids) -> {ids}; presence.last_seen(user_id) -> datetime | None
 
 Renderers, snapshots and hooks run with an app and a request context and a usable `db.session`.
+Renderers only read: a live publish runs them right after the commit with no transaction open
+(`database.reading_outside_a_transaction`), where a write would commit statement by statement.
 The request is not necessarily the recipient's (a renderer runs in the sender's request when
 publishing live): render for `event.user_id`, never for `current_user`.
 """

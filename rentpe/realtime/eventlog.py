@@ -18,7 +18,7 @@ from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import JSON, DateTime, bindparam, insert, select, text
 
-from ..database import is_postgresql
+from ..database import is_postgresql, reading_outside_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
 from . import registry
@@ -125,11 +125,13 @@ def publish_committed():
     committed = session.info.pop(COMMITTED, None)
     if not committed:
         return
-    if has_request_context():
-        messages = _render(committed)
-    else:
-        with current_app.test_request_context():
+    # The renders only read, right after the commit: without a transaction of their own.
+    with reading_outside_a_transaction(session):
+        if has_request_context():
             messages = _render(committed)
+        else:
+            with current_app.test_request_context():
+                messages = _render(committed)
     try:
         current().broker.publish_many(messages)
     except Exception as exc:
