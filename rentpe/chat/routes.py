@@ -5,7 +5,6 @@ from flask_login import current_user, login_required
 from .. import ratelimits, realtime
 from ..listings.routes import get_listing_for_viewer
 from . import queries, services
-from .forms import MessageForm
 from .queries import get_conversation_for_participant
 
 bp = Blueprint("chat", __name__)
@@ -32,7 +31,7 @@ def render_conversation(conversation, before=None, status=200, **composer):
         before=before, me=conversation.participant(current_user.id),
         counterpart=counterpart, online_ids=realtime.presence.online([counterpart.id]),
         counterpart_last_seen=realtime.presence.last_seen(counterpart.id),
-        receipt=queries.receipt_for(conversation, current_user.id), form=MessageForm(),
+        receipt=queries.receipt_for(conversation, current_user.id),
         client_key=services.new_client_key(), **composer,
     ), status
 
@@ -79,14 +78,12 @@ def opens_no_new_conversation():
                   refused=contact_refused, exempt_when=opens_no_new_conversation)
 def contact(listing_id):
     listing = get_listing_for_viewer(listing_id)
-    form = MessageForm()
-    if not form.validate_on_submit():
-        abort(400)
+    body = request.form.get("body")
     try:
-        message, _ = services.contact_seller(current_user, listing, form.body.data, form.client_key.data)
+        message, _ = services.contact_seller(current_user, listing, body, request.form.get("client_key"))
     except services.ChatError as exc:
         return render_template("listings/show.html", listing=listing, contact_error=str(exc),
-                               contact_body=form.body.data), exc.status
+                               contact_body=body), exc.status
     return redirect(url_for("chat.conversation", conversation_id=message.conversation_id), code=303)
 
 
@@ -130,11 +127,9 @@ def older_messages(conversation_id):
 @ratelimits.limit(ratelimits.MESSAGES_PER_USER, ratelimits.per_user, count=ratelimits.accepted, refused=send_refused)
 def send(conversation_id):
     conversation = get_conversation_for_participant(conversation_id)
-    form = MessageForm()
-    if not form.validate_on_submit():
-        abort(400)
     try:
-        message, _ = services.send_message(conversation, current_user, form.body.data, form.client_key.data)
+        message, _ = services.send_message(conversation, current_user, request.form.get("body"),
+                                           request.form.get("client_key"))
     except services.ChatError as exc:
         return refused_send(conversation, str(exc), exc.status)
     if not is_htmx():

@@ -14,7 +14,6 @@ from ...accounts.services import get_user_by_email
 from ...listings.guards import get_listing_for_viewer
 from .. import queries as chat_queries
 from .. import services as chat_services
-from ..forms import MessageForm
 from ..models import ORGANISER, SELLER
 from ..routes import int_arg, is_htmx
 from . import queries, services
@@ -71,7 +70,7 @@ def render_board(board, status=200, messages=None, has_older=False, before=None,
         "chat/board.html", conversation=board, board=board, messages=messages, has_older=has_older, before=before,
         me=board.participant(current_user.id), members=members,
         online_ids=realtime.presence.online([p.user_id for p in members]), receipt=queries.seen_by(board),
-        form=MessageForm(), client_key=chat_services.new_client_key(), share=share, **extra,
+        client_key=chat_services.new_client_key(), share=share, **extra,
     ), status
 
 
