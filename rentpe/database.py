@@ -104,8 +104,10 @@ def reading_outside_a_transaction(session):
     trips fewer. Under READ COMMITTED every statement reads its own snapshot inside a transaction
     or not, so what plain SELECTs see is the same. The block must only read: each statement in it
     commits on its own. After it the connection is transactional again, so whatever the session
-    runs next opens a transaction as usual. (PostgreSQL only: SQLite opens none for a SELECT.)"""
-    if not is_postgresql(session):
+    runs next opens a transaction as usual. Changes waiting for a flush keep the transaction: the
+    block's first query would flush them, and they must not commit on their own. (PostgreSQL only:
+    SQLite opens no transaction for a SELECT.)"""
+    if not is_postgresql(session) or session.new or session.dirty or session.deleted:
         yield
         return
     connection = session.connection()

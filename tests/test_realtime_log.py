@@ -194,3 +194,17 @@ def test_a_render_that_fails_outside_a_transaction_returns_its_connection_transa
     db.session.flush()
     db.session.rollback()
     assert seqs(buyer) == [1]
+
+
+def test_changes_waiting_for_a_flush_at_a_publish_stay_in_a_transaction(buyer):
+    """A render's query flushes what the session holds unflushed: outside a transaction that
+    would commit it on the spot. A publish with such changes renders inside a transaction, so a
+    rollback afterwards still undoes them."""
+    realtime.register_renderer("test.note", lambda e: db.session.scalar(select(StreamEvent.kind).limit(1)))
+    realtime.record([buyer.id], "test.note", {"n": 1})
+    db.session.commit()
+    buyer.display_name = "Changed, never committed"
+    realtime.publish_committed()
+    db.session.rollback()
+    db.session.expire_all()
+    assert buyer.display_name != "Changed, never committed"
