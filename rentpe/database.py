@@ -5,14 +5,10 @@ import sqlite3
 import time
 from contextlib import contextmanager
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-
-try:
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE as _IDLE
-except ImportError:  # SQLite only
-    _IDLE = 0
 
 from .extensions import db
 
@@ -35,10 +31,19 @@ def _sqlite_pragmas(dbapi_connection, _record):
         cursor.close()
 
 
-def _ping_when_idle(engine):
-    def checkin(_dbapi_connection, record):
+def _pool_hooks(engine):
+    """What the pool does as a connection comes back and goes out again: it notes when the
+    connection was returned, hands a PostgreSQL one back out of autocommit whatever happened while
+    it was lent (`reading_outside_a_transaction`'s block may have ended the session's use of it
+    early), and pings one that sat idle before lending it again."""
+    on_postgresql = engine.dialect.name == "postgresql"
+
+    def checkin(dbapi_connection, record):
         if record is not None:
             record.info["idle_since"] = time.monotonic()
+        if on_postgresql and dbapi_connection is not None and not dbapi_connection.closed \
+                and dbapi_connection.autocommit:
+            dbapi_connection.autocommit = False
 
     def checkout(dbapi_connection, record, _proxy):
         idle_since = record.info.pop("idle_since", None)
@@ -57,24 +62,12 @@ def _ping_when_idle(engine):
     event.listen(engine, "checkout", checkout)
 
 
-def _transactional_when_returned(engine):
-    """A connection goes back to the pool out of autocommit, whatever happened while it was lent
-    (`reading_outside_a_transaction`'s block may have ended the session's use of it early)."""
-    def checkin(dbapi_connection, _record):
-        if dbapi_connection is not None and not dbapi_connection.closed and dbapi_connection.autocommit:
-            dbapi_connection.autocommit = False
-
-    event.listen(engine, "checkin", checkin)
-
-
 def init_app(app):
     if not event.contains(Engine, "connect", _sqlite_pragmas):
         event.listen(Engine, "connect", _sqlite_pragmas)
     with app.app_context():
         for engine in db.engines.values():
-            _ping_when_idle(engine)
-            if engine.dialect.name == "postgresql":
-                _transactional_when_returned(engine)
+            _pool_hooks(engine)
 
 
 def is_postgresql(session_or_engine):
@@ -85,16 +78,6 @@ def is_postgresql(session_or_engine):
 def insert_for(session, target):
     """An INSERT into `target` for the session's database, one that can say ON CONFLICT."""
     return (postgresql.insert if is_postgresql(session) else sqlite.insert)(target)
-
-
-def commit_keeping_loaded(session):
-    """Commit without expiring what the session holds (state just read back or written), so what
-    follows uses it without reading it again."""
-    session.expire_on_commit, expire = False, session.expire_on_commit
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
 
 
 @contextmanager
@@ -112,7 +95,7 @@ def reading_outside_a_transaction(session):
         return
     connection = session.connection()
     dbapi_connection = connection.connection.dbapi_connection
-    if dbapi_connection.info.transaction_status != _IDLE:
+    if dbapi_connection.info.transaction_status != TRANSACTION_STATUS_IDLE:
         yield  # a statement already ran in this transaction: stay in it
         return
     dbapi_connection.autocommit = True

@@ -16,7 +16,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import realtime
-from ..database import commit_keeping_loaded, insert_for, is_postgresql
+from ..database import insert_for, is_postgresql
 from ..extensions import db
 from ..models_base import utcnow
 from . import blocks, contact
@@ -204,7 +204,7 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
         _load_rows(conversation, locked, last_message_id=message_id)
         for row in counted:
             _load_rows(conversation.participant(row.user_id), row)
-        commit_keeping_loaded(db.session())
+        _commit_keeping_loaded()
     else:
         db.session.commit()
     # The stored message as it is, without reading it back: the publish and the answer render it.
@@ -332,6 +332,17 @@ def _load_rows(obj, row, **values):
     """Make `row` (a RETURNING row of `obj`'s table, plus `values`) the loaded state of `obj`."""
     for key, value in {**row._mapping, **values}.items():
         set_committed_value(obj, key, value)
+
+
+def _commit_keeping_loaded():
+    """Commit without expiring what the session holds (its state was just read back under the
+    lock), so the publish that follows renders it without reading it again."""
+    session = db.session()
+    session.expire_on_commit, expire = False, session.expire_on_commit
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = expire
 
 
 def _lock_conversation(conversation_id):
