@@ -1,5 +1,5 @@
 """Per-connection settings that make SQLite behave like the production database where it matters,
-the pool's check that a connection is still alive, reads without a transaction around them, and
+the pool's check that a connection is still alive, statements without a transaction around them, and
 what differs between the two databases."""
 import sqlite3
 import time
@@ -34,7 +34,7 @@ def _sqlite_pragmas(dbapi_connection, _record):
 def _pool_hooks(engine):
     """What the pool does as a connection comes back and goes out again: it notes when the
     connection was returned, hands a PostgreSQL one back out of autocommit whatever happened while
-    it was lent (`reading_outside_a_transaction`'s block may have ended the session's use of it
+    it was lent (`without_a_transaction`'s block may have ended the session's use of it
     early), and pings one that sat idle before lending it again."""
     on_postgresql = engine.dialect.name == "postgresql"
 
@@ -81,15 +81,16 @@ def insert_for(session, target):
 
 
 @contextmanager
-def reading_outside_a_transaction(session):
+def without_a_transaction(session):
     """The block's statements run without a transaction around them when the session's connection
-    has none open yet (right after a commit): no BEGIN before them and no ROLLBACK after, two round
-    trips fewer. Under READ COMMITTED every statement reads its own snapshot inside a transaction
-    or not, so what plain SELECTs see is the same. The block must only read: each statement in it
-    commits on its own. After it the connection is transactional again, so whatever the session
-    runs next opens a transaction as usual. Changes waiting for a flush keep the transaction: the
-    block's first query would flush them, and they must not commit on their own. (PostgreSQL only:
-    SQLite opens no transaction for a SELECT.)"""
+    has none open yet (right after a commit, or before the first statement): no BEGIN before them
+    and no COMMIT or ROLLBACK after, two round trips fewer. Each statement commits on its own, so
+    the block is for reads (under READ COMMITTED every statement reads its own snapshot inside a
+    transaction or not: plain SELECTs see the same) and for writes that are whole in one
+    statement. After it the connection is transactional again, so whatever the session runs next
+    opens a transaction as usual. Changes waiting for a flush keep the transaction: the block's
+    first query would flush them, and they must not commit on their own. (PostgreSQL only: SQLite
+    opens no transaction for a SELECT, and its writes are local.)"""
     if not is_postgresql(session) or session.new or session.dirty or session.deleted:
         yield
         return

@@ -10,6 +10,7 @@ from rentpe.chat import events, queries, services
 from rentpe.chat.models import Conversation
 from rentpe.extensions import db
 from rentpe.realtime import registry
+from rentpe.realtime.event import data_lines
 from rentpe.realtime.models import StreamEvent
 from tests.chat_helpers import contact, conversation_id_from
 
@@ -88,7 +89,8 @@ def test_a_delivery_receipt_renders_from_one_query_and_matches_the_page(client, 
     receipt_event = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == buyer.id,
                                                                     StreamEvent.kind == services.RECEIPT)).one()
     assert receipt_event.data == {"conversation_id": cid, "recipient_id": seller.id}
-    receipt_event = SimpleNamespace(user_id=buyer.id, data=dict(receipt_event.data))
+    receipt_event = StreamEvent(user_id=buyer.id, seq=receipt_event.seq, kind=receipt_event.kind,
+                                data=dict(receipt_event.data))  # as replayed: no hints
     db.session.expunge_all()  # nothing loaded yet, as in a stream's fresh session
     with Statements() as statements:
         html = events.render_receipt_event(receipt_event)
@@ -101,6 +103,42 @@ def test_a_delivery_receipt_renders_from_one_query_and_matches_the_page(client, 
     assert html.replace(' hx-swap-oob="true"', "").strip() in page
     assert queries.private_receipt(cid, 10**6) is None
     assert queries.private_receipt(10**6, buyer.id) is None
+
+
+def test_a_delivery_receipt_is_one_write_and_its_live_render_reads_nothing(client, buyer, seller, listing,
+                                                                            monkeypatch, backend):
+    """Moving the recipient's cursor and recording the sender's receipt is one statement on
+    PostgreSQL (outside a transaction: it commits alone), and the receipt published live is
+    rendered from what that statement returned, the same fragment a replay renders from the
+    cursors read again."""
+    from rentpe.realtime.core import current
+
+    client.login(buyer)
+    cid = conversation_id_from(contact(client, listing))
+    message_id = db.session.get(Conversation, cid).last_message_id
+    published = []
+    monkeypatch.setattr(current().broker, "publish_many", published.extend)
+    seller_id, buyer_id = seller.id, buyer.id
+    db.session.expunge_all()
+    with Statements() as statements:
+        assert services.mark_delivered(seller_id, {cid: message_id}, notify={cid: {buyer_id}}) == [cid]
+    assert not any(sql.lstrip().upper().startswith("SELECT") for sql in statements.sql), statements.sql
+    assert statements.count == (1 if backend == "postgresql" else 3), statements.sql
+    [(user_id, payload)] = published
+    assert user_id == buyer_id and b'data-status="delivered"' in payload
+
+    stored = db.session.scalars(db.select(StreamEvent).where(StreamEvent.user_id == buyer_id,
+                                                             StreamEvent.kind == services.RECEIPT)).one()
+    assert stored.data == {"conversation_id": cid, "recipient_id": seller_id}
+    assert data_lines(events.render_receipt_event(stored)).encode() in payload
+    assert queries.receipt_for(db.session.get(Conversation, cid), buyer_id).status == "delivered"
+
+    # Delivered again (another tab): the cursor does not move, nothing is recorded or published.
+    published.clear()
+    assert services.mark_delivered(seller_id, {cid: message_id}, notify={cid: {buyer_id}}) == []
+    assert published == []
+    assert db.session.scalar(db.select(db.func.count()).select_from(StreamEvent)
+                             .where(StreamEvent.kind == services.RECEIPT)) == 1
 
 
 def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, make_client, buyer, seller, listing):

@@ -115,10 +115,11 @@ def render_read_event(event):
 
 
 def render_receipt_event(event):
-    """A delivery receipt (private conversations only): the viewer's receipt line, from one
+    """A delivery receipt (private conversations only): the viewer's receipt line. Published
+    live, as `mark_delivered` returned it with the cursor it moved (`hints`); replayed, from one
     query for the cursors (the conversation itself is not loaded)."""
     conversation_id = event.data.get("conversation_id")
-    receipt = queries.private_receipt(conversation_id, event.user_id)
+    receipt = event.hints.get("receipt") or queries.private_receipt(conversation_id, event.user_id)
     if receipt is None:
         return None  # gone, or no longer theirs: send nothing about it
     return render_template("chat/_private_receipt.html", conversation_id=conversation_id, receipt=receipt, oob=True)

@@ -212,7 +212,12 @@ def private_receipt(conversation_id, viewer_id):
 
 def _receipt(me, others):
     """The receipt of `me`'s last sent message, from the cursors of the `others` (participants or rows)."""
-    my_last = me.last_sent_message_id if me is not None else 0
+    return receipt_of(me.last_sent_message_id if me is not None else 0, others)
+
+
+def receipt_of(my_last, others):
+    """The receipt of the message `my_last` (0: none), from the cursors of the `others`: their
+    read and delivered message ids and times (participants or rows)."""
     if not my_last:
         return Receipt(None, None)
     if others and all(p.last_read_message_id >= my_last for p in others):

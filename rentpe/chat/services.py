@@ -11,15 +11,16 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import Integer, bindparam, case, exists, func, select, text, update
+from sqlalchemy import DateTime, Integer, bindparam, case, func, select, text, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import realtime
-from ..database import insert_for, is_postgresql
+from ..database import insert_for, is_postgresql, without_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
 from . import blocks, contact
+from .queries import receipt_of
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
 
 _conversations, _participants, _messages = Conversation.__table__, Participant.__table__, Message.__table__
@@ -80,15 +81,19 @@ _SEND_COUNTERS = (
                                       else_=_participants.c.last_sent_message_id))
     .returning(*_participants.c)
 )
-_MARK_DELIVERED = (
-    update(_participants)
-    .where(_participants.c.conversation_id == bindparam("p_conversation"), _participants.c.user_id == bindparam("p_user"),
-           _participants.c.delivered_message_id < bindparam("p_up_to"),
-           # Boards have no delivery receipts (events recorded before they had a kind of their
-           # own may still be replayed as plain messages).
-           exists().where(_conversations.c.id == bindparam("p_conversation"), _conversations.c.kind == DIRECT))
-    .values(delivered_message_id=bindparam("p_up_to"), delivered_at=bindparam("p_now"))
-)
+# The recipient's delivery cursor moves forward (never back; boards have no delivery receipts,
+# though events recorded before they had a kind of their own may still be replayed as plain
+# messages). It returns what the receipt of the other participant (`p_notify`) shows: the
+# recipient's cursors and the other's last sent message. Written out: `realtime.record_if` makes
+# it part of one statement with the receipt event on PostgreSQL.
+_MARK_DELIVERED = text(
+    "UPDATE participants SET delivered_message_id = :p_up_to, delivered_at = :p_now"
+    " WHERE conversation_id = :p_conversation AND user_id = :p_user AND delivered_message_id < :p_up_to"
+    " AND EXISTS (SELECT 1 FROM conversations WHERE conversations.id = :p_conversation AND conversations.kind = :p_direct)"
+    " RETURNING last_read_message_id, last_read_at, delivered_message_id, delivered_at,"
+    " (SELECT other.last_sent_message_id FROM participants AS other"
+    "  WHERE other.conversation_id = :p_conversation AND other.user_id = :p_notify) AS notify_last_sent_message_id"
+).bindparams(bindparam("p_now", type_=DateTime)).columns(last_read_at=DateTime, delivered_at=DateTime)
 
 
 def new_client_key():
@@ -252,26 +257,37 @@ def mark_delivered(user_id, up_to_by_conversation, notify=None):
     """The messages up to these ids reached one of `user_id`'s streams or pages. Each other
     participant of a conversation whose cursor moved gets a receipt event; `notify`
     ({conversation id: user ids}) names them when the caller knows (the sender of a private
-    conversation's message is its one other participant), saving a query per conversation."""
+    conversation's message is its one other participant), saving a query per conversation.
+
+    Each conversation's cursor and receipt are one statement on PostgreSQL, committed on its own
+    (no transaction around it); the receipt's live render gets the state it shows as a hint."""
     if not up_to_by_conversation:
         return []
     notify = notify or {}
     now = utcnow()
     moved = []
-    for conversation_id, up_to in sorted(up_to_by_conversation.items()):
-        count = db.session.connection().execute(_MARK_DELIVERED, {"p_conversation": conversation_id, "p_user": user_id,
-                                                      "p_up_to": up_to, "p_now": now}).rowcount
-        if count:
+    with without_a_transaction(db.session()):
+        for conversation_id, up_to in sorted(up_to_by_conversation.items()):
+            others = notify.get(conversation_id)
+            if others is None:
+                others = db.session.scalars(
+                    select(Participant.user_id)
+                    .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
+                ).all()
+            others = sorted(others)
+            row, receipts = realtime.record_if(
+                _MARK_DELIVERED,
+                {"p_conversation": conversation_id, "p_user": user_id, "p_up_to": up_to, "p_now": now,
+                 "p_direct": DIRECT, "p_notify": others[0] if len(others) == 1 else None},
+                others, RECEIPT, {"conversation_id": conversation_id, "recipient_id": user_id})
+            if row is None:
+                continue
             moved.append(conversation_id)
-    for conversation_id in moved:
-        others = notify.get(conversation_id)
-        if others is None:
-            others = db.session.scalars(
-                select(Participant.user_id)
-                .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
-            ).all()
-        realtime.record(sorted(others), RECEIPT, {"conversation_id": conversation_id, "recipient_id": user_id})
-    db.session.commit()
+            if len(others) == 1 and row.notify_last_sent_message_id is not None:
+                receipt = receipt_of(row.notify_last_sent_message_id, [row])
+                for event in receipts:
+                    event.hints = {"receipt": receipt}
+        db.session.commit()
     realtime.publish_committed()
     return moved
 

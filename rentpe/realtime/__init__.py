@@ -36,6 +36,9 @@ The API (nothing else is meant to be imported from here):
 
     init_app(app)                           broker from REDIS_URL (in-process when unset)
     record(user_ids, kind, data)            -> [StreamEvent], in the caller's transaction
+    record_if(when, params, user_ids, kind, data)
+                                            -> (row | None, [StreamEvent]): `record` only if the
+                                            write `when` returned its row (one statement on PostgreSQL)
     publish_committed()                     right after db.session.commit()
     ephemeral(user_ids, html, event=None)   now, no id, never stored
     end_streams(user_id)                    every open stream of the user, on every worker
@@ -49,8 +52,10 @@ The API (nothing else is meant to be imported from here):
     presence.online(user_ids) -> {ids}; presence.last_seen(user_id) -> datetime | None
 
 Renderers, snapshots and hooks run with an app and a request context and a usable `db.session`.
+A live publish renders the very `StreamEvent`s `record` handed back, so their `hints` (set by the
+recording code: what it knew as it committed) can spare a renderer its reads; a replay has none.
 Renderers only read: a live publish runs them right after the commit with no transaction open
-(`database.reading_outside_a_transaction`), where a write would commit statement by statement.
+(`database.without_a_transaction`), where a write would commit statement by statement.
 The request is not necessarily the recipient's (a renderer runs in the sender's request when
 publishing live): render for `event.user_id`, never for `current_user`.
 """
@@ -59,11 +64,11 @@ import logging
 from . import presence
 from .core import Realtime, current, settings
 from .event import END, ephemeral_payload, html_frame
-from .eventlog import last_seq, publish_committed, record
+from .eventlog import last_seq, publish_committed, record, record_if
 from .registry import register_delivery_hook, register_presence_hook, register_renderer, register_snapshot
 
 __all__ = [
-    "init_app", "shutdown", "record", "publish_committed", "ephemeral", "end_streams", "last_seq",
+    "init_app", "shutdown", "record", "record_if", "publish_committed", "ephemeral", "end_streams", "last_seq",
     "register_renderer", "register_snapshot", "register_delivery_hook", "register_presence_hook", "presence",
 ]
 

@@ -17,8 +17,9 @@ import logging
 from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import JSON, DateTime, bindparam, insert, select, text
+from sqlalchemy.sql.selectable import TextualSelect
 
-from ..database import is_postgresql, reading_outside_a_transaction
+from ..database import is_postgresql, without_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
 from . import registry
@@ -63,6 +64,23 @@ def _record_statement(count):
     ).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
 
 
+@functools.lru_cache(maxsize=64)
+def _record_if_statement(when_sql, count):
+    """PostgreSQL: `when_sql` (a write returning at most one row) and, only if it returned one,
+    the seqs and event rows of `count` users, in one statement. Each result row is the `when` row
+    with `event_user_id` and `event_seq` of one event written (both NULL when none was)."""
+    users = ", ".join(f"(CAST(:u{i} AS INTEGER))" for i in range(count))
+    return text(
+        f"WITH guard AS ({when_sql}), "
+        "seqs AS (INSERT INTO stream_counters (user_id, seq) "
+        f"SELECT recipient.user_id, 1 FROM (VALUES {users}) AS recipient (user_id) WHERE EXISTS (SELECT 1 FROM guard) "
+        "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq), "
+        "written AS (INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
+        "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs RETURNING user_id, seq) "
+        "SELECT guard.*, written.user_id AS event_user_id, written.seq AS event_seq FROM guard LEFT JOIN written ON true"
+    ).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
+
+
 def _write(session, user_ids, kind, data, created_at):
     """Allocate each user's next seq and write their event row, SEQ_CHUNK users at a time:
     {user_id: seq}. PostgreSQL does both in one statement; SQLite (no data-modifying CTEs) in two."""
@@ -82,20 +100,67 @@ def _write(session, user_ids, kind, data, created_at):
     return seqs
 
 
-def record(user_ids, kind, data):
-    """One `StreamEvent` per user, with that user's next seq, in the open transaction."""
+def _check_kind(kind):
     if not kind or len(kind) > 40 or " " in kind or "\n" in kind:
         raise ValueError(f"not a valid event kind: {kind!r}")
+
+
+def _recipients(user_ids):
+    # Ascending ids: two transactions writing to the same users lock their counters in the same
+    # order, so they queue instead of deadlocking.
+    return sorted({int(u) for u in user_ids})
+
+
+def record(user_ids, kind, data):
+    """One `StreamEvent` per user, with that user's next seq, in the open transaction."""
+    _check_kind(kind)
     session = db.session()
     created_at = utcnow()
     data = dict(data or {})
-    # Ascending ids: two transactions writing to the same users lock their counters in the same
-    # order, so they queue instead of deadlocking.
-    user_ids = sorted({int(u) for u in user_ids})
+    user_ids = _recipients(user_ids)
     seqs = _write(session, user_ids, kind, data, created_at) if user_ids else {}
-    # The events handed back are transient copies, readable after the commit without a reload.
-    events = [StreamEvent(user_id=user_id, seq=seqs[user_id], kind=kind, data=dict(data), created_at=created_at)
-              for user_id in user_ids]
+    return _stage(session, seqs, kind, data, created_at)
+
+
+def record_if(when, params, user_ids, kind, data):
+    """Run `when`, a `text()` write (typed by `.columns()` or not) returning at most one row (say,
+    an UPDATE guarded by its WHERE), and only if it returned a row, `record(user_ids, kind, data)`
+    in the same transaction: on PostgreSQL as one statement, elsewhere as two. Returns (the row or
+    None, the events).
+
+    On PostgreSQL `when`'s SQL becomes part of a larger statement: its parameters go to psycopg2
+    untyped (which adapts numbers, text and datetimes itself) and the row's values come back as
+    psycopg2 decodes them."""
+    _check_kind(kind)
+    session = db.session()
+    created_at = utcnow()
+    data = dict(data or {})
+    user_ids = _recipients(user_ids)
+    if len(user_ids) > SEQ_CHUNK:
+        raise ValueError(f"record_if writes at most {SEQ_CHUNK} users' events, not {len(user_ids)}")
+    connection = session.connection()
+    if not is_postgresql(session):
+        rows = connection.execute(when, params).all()
+        if not rows:
+            return None, []
+        seqs = _write(session, user_ids, kind, data, created_at) if user_ids else {}
+        return rows[0], _stage(session, seqs, kind, data, created_at)
+    when_sql = (when.element if isinstance(when, TextualSelect) else when).text
+    statement = _record_if_statement(when_sql, len(user_ids))
+    rows = connection.execute(statement, {**params, **{f"u{i}": u for i, u in enumerate(user_ids)},
+                                          "kind": kind, "data": data, "created_at": created_at}).all()
+    if not rows:
+        return None, []
+    seqs = {row.event_user_id: row.event_seq for row in rows if row.event_user_id is not None}
+    return rows[0], _stage(session, seqs, kind, data, created_at)
+
+
+def _stage(session, seqs, kind, data, created_at):
+    """The events just written ({user id: seq}), staged for the publish after the commit. The
+    events handed back are transient copies, readable after the commit without a reload; the
+    caller may set their `hints` for the live render."""
+    events = [StreamEvent(user_id=user_id, seq=seq, kind=kind, data=dict(data), created_at=created_at)
+              for user_id, seq in sorted(seqs.items())]
     if events:
         transaction = session.get_nested_transaction() or session.get_transaction()
         session.info.setdefault(STAGED, []).extend((transaction, e) for e in events)
@@ -126,7 +191,7 @@ def publish_committed():
     if not committed:
         return
     # The renders only read, right after the commit: without a transaction of their own.
-    with reading_outside_a_transaction(session):
+    with without_a_transaction(session):
         if has_request_context():
             messages = _render(committed)
         else:

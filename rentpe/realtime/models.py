@@ -3,6 +3,7 @@
 No foreign keys to feature tables: `realtime` sits below every feature and knows only user ids.
 """
 from datetime import datetime
+from types import MappingProxyType
 
 from sqlalchemy import JSON, BigInteger, Integer, PrimaryKeyConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -22,6 +23,10 @@ class StreamCounter(db.Model):
 
 
 class StreamEvent(db.Model):
+    """One durable event of one user. `hints` is not stored: what the code that recorded the event
+    knew as it committed (say, the state the event's fragment shows), which its renderer may use
+    instead of reading it again when publishing live. A replayed event has none."""
+
     __tablename__ = "stream_events"
     __table_args__ = (PrimaryKeyConstraint("user_id", "seq", name="pk_stream_events"),)
 
@@ -30,3 +35,5 @@ class StreamEvent(db.Model):
     kind: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    hints = MappingProxyType({})
