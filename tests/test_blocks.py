@@ -127,6 +127,48 @@ def test_a_send_racing_a_block_is_decided_under_the_conversation_lock(talk, buye
     assert "sneaking in" not in [m.body for m in messages_in(cid)]
 
 
+def test_a_block_lifted_between_the_refused_insert_and_its_reason_lets_the_send_through(
+        talk, buyer, seller, monkeypatch):
+    """The store refused the message for a block, and by the time the send asks why, the block was
+    lifted: the send tries again once, and the message is stored once."""
+    from rentpe.chat import services
+    from rentpe.chat.models import Conversation
+    from rentpe.extensions import db
+
+    asha, ravi, cid = talk
+    blocks.block_user(seller, buyer)
+    asked = []
+    reason = blocks.send_refusal
+
+    def lifted_meanwhile(*args):
+        if not asked:
+            blocks.unblock_user(seller, buyer)
+        asked.append(args)
+        return reason(*args)
+
+    monkeypatch.setattr(blocks, "send_refusal", lifted_meanwhile)
+    before = message_count()
+    message, created = services.send_message(db.session.get(Conversation, cid), buyer, "Still free?", "lifted-key-01")
+    assert created and message.body == "Still free?"
+    assert len(asked) == 1 and message_count() == before + 1
+    assert [m.body for m in messages_in(cid)][-1] == "Still free?"
+
+
+def test_a_send_refused_twice_with_no_reason_found_asks_to_try_again(talk, buyer, seller, monkeypatch):
+    from rentpe.chat import services
+    from rentpe.chat.models import Conversation
+    from rentpe.extensions import db
+
+    asha, ravi, cid = talk
+    blocks.block_user(seller, buyer)
+    monkeypatch.setattr(blocks, "send_refusal", lambda *args: None)  # as if lifted each time it is asked
+    before = message_count()
+    with pytest.raises(services.ChatError) as refused:
+        services.send_message(db.session.get(Conversation, cid), buyer, "Hello?", "no-reason-key-1")
+    assert refused.value.status == 409 and "try again" in str(refused.value)
+    assert message_count() == before
+
+
 def test_boards_are_not_affected_by_a_block(talk, make_client, buyer, seller):
     from tests.board_helpers import make_board, send as board_send
 

@@ -141,10 +141,13 @@ def test_a_delivery_receipt_is_one_write_and_its_live_render_reads_nothing(clien
                              .where(StreamEvent.kind == services.RECEIPT)) == 1
 
 
-def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, make_client, buyer, seller, listing):
+def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, make_client, buyer, seller, listing,
+                                                                     backend):
     """The send reads the conversation and both people back under the lock (RETURNING) and keeps
     them through the commit: the publish (both people's frames) and the answer re-read none of
-    them, the message, nor either receipt; what they show is what a fresh read shows."""
+    them, the message, nor either receipt; what they show is what a fresh read shows. Its writes
+    are the lock, then the message with the conversation's last message and both people's
+    counters (one statement on PostgreSQL, which also checks for a block), then the events."""
     client.login(buyer)
     cid = conversation_id_from(contact(client, listing))
     seller_client = make_client()
@@ -157,6 +160,9 @@ def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, ma
         response = client.post(f"/conversations/{cid}/messages", {"body": "Great, booking it", "client_key": "book00000001"},
                                htmx=True)
     assert response.status_code == 200
+    writes = [sql.split()[0] for sql in statements.sql if not sql.lstrip().upper().startswith("SELECT")]
+    assert len(writes) == (3 if backend == "postgresql" else 6), writes
+    assert not any("FROM blocks" in sql and sql.lstrip().upper().startswith("SELECT") for sql in statements.sql)
     after_commit = statements.sql[[i for i, sql in enumerate(statements.sql) if "stream_events" in sql][-1] + 1:]
     # After the commit only the inbox thumbnail (the listing asked about with its photos, one
     # query) and both people's unread totals are read: not the message, the conversation, its

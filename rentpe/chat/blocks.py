@@ -5,9 +5,9 @@ messages from either side: the blocked person is told they can't send, the block
 must unblock first. The blocked person can't open a new conversation with the blocker either.
 Boards are not affected: a board is its owner's room, and its owner can remove messages there.
 
-The check runs inside chat's send path under the conversation's row lock (`services.send_message`),
-next to the membership and closed checks, so a send that races a block is either committed before
-the block or refused after it. Blocks live here, below moderation: moderation reads them, chat
+The check is part of the statement that stores a message (`services._store`), which runs after
+the send took the conversation's row lock, as blocking takes it: a send that races a block is
+either committed before the block or refused after it (`send_refusal` then says why). Blocks live here, below moderation: moderation reads them, chat
 enforces them.
 """
 from datetime import datetime
@@ -63,7 +63,7 @@ def has_blocked(blocker_id, blocked_id):
 def send_refusal(conversation, sender_id, member_ids):
     """Why `sender_id` may not send in this conversation because of a block, or None.
 
-    Called by chat's send path with the conversation's row lock held."""
+    Asked by chat's send path when its insert was refused."""
     if conversation.kind != DIRECT:
         return None
     others = sorted(set(member_ids) - {sender_id})

@@ -54,14 +54,30 @@ _SEND_LOCK = (
             last_listing_id=func.coalesce(bindparam("p_listing", type_=Integer), _conversations.c.last_listing_id))
     .returning(*_conversations.c)
 )
-# The client key's unique index makes a retry (or a double click that waited for the lock) insert
+# The message, stored once per client key and only if no block stands between the sender and
+# `p_other` (the other person of a private conversation; NULL in a board, where blocks don't stop
+# a send). It runs after the lock was taken, so it reads every block committed before the lock
+# (blocks.py takes the same lock): a send racing a block commits before it or is refused. The
+# client key's unique index makes a retry (or a double click that waited for the lock) insert
 # nothing; it gets the message stored the first time. Written out because both databases take the
 # same ON CONFLICT clause, and SQLAlchemy never caches its dialect INSERTs that can say it: built
-# with them, the statement is compiled again for every message.
-_SEND_COLUMNS = ("conversation_id", "sender_id", "body", "client_key", "listing_id", "created_at", "contact_flags")
+# with them, the statement is compiled again for every message. On PostgreSQL the values are cast
+# to their columns' types (a NULL in a SELECT list would be text); SQLite needs no casts.
+_SEND_COLUMNS = {"conversation_id": "INTEGER", "sender_id": "INTEGER", "body": "TEXT", "client_key": "VARCHAR(64)",
+                 "listing_id": "INTEGER", "created_at": "TIMESTAMP", "contact_flags": "VARCHAR(40)"}
+
+
+def _insert_message_sql(cast):
+    values = ", ".join(f"CAST(:{c} AS {t})" if cast else f":{c}" for c, t in _SEND_COLUMNS.items())
+    return (f"INSERT INTO messages ({', '.join(_SEND_COLUMNS)}) SELECT {values}"
+            " WHERE NOT EXISTS (SELECT 1 FROM blocks"
+            " WHERE (blocks.blocker_id = :sender_id AND blocks.blocked_id = :p_other)"
+            " OR (blocks.blocker_id = :p_other AND blocks.blocked_id = :sender_id))"
+            " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING RETURNING id")
+
+
 _SEND_INSERT = (
-    text(f"INSERT INTO messages ({', '.join(_SEND_COLUMNS)}) VALUES ({', '.join(':' + c for c in _SEND_COLUMNS)})"
-         " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING RETURNING id")
+    text(_insert_message_sql(cast=False))
     .bindparams(*(bindparam(column, type_=_messages.c[column].type) for column in _SEND_COLUMNS))
     .columns(id=Integer)
 )
@@ -81,6 +97,24 @@ _SEND_COUNTERS = (
                                       else_=_participants.c.last_sent_message_id))
     .returning(*_participants.c)
 )
+# PostgreSQL: the insert, the conversation's last message and every member's counters (as the
+# three statements above) in one statement, returning the counted participant rows and the new
+# message's id; no row when nothing was inserted.
+_SEND_STORE = text(
+    f"WITH message AS ({_insert_message_sql(cast=True)}),"
+    " last AS (UPDATE conversations SET last_message_id = message.id FROM message"
+    "  WHERE conversations.id = :conversation_id)"
+    " UPDATE participants SET"
+    " unread_count = CASE WHEN participants.user_id = :sender_id THEN 0 ELSE participants.unread_count + 1 END,"
+    " last_read_message_id = CASE WHEN participants.user_id = :sender_id THEN message.id"
+    "  ELSE participants.last_read_message_id END,"
+    " last_read_at = CASE WHEN participants.user_id = :sender_id THEN CAST(:created_at AS TIMESTAMP)"
+    "  ELSE participants.last_read_at END,"
+    " last_sent_message_id = CASE WHEN participants.user_id = :sender_id THEN message.id"
+    "  ELSE participants.last_sent_message_id END"
+    " FROM message WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :p_members"
+    f" RETURNING {', '.join('participants.' + c.name for c in _participants.c)}, message.id AS message_id"
+).bindparams(bindparam("p_members", expanding=True), bindparam("created_at", type_=DateTime))
 # The recipient's delivery cursor moves forward (never back; boards have no delivery receipts,
 # though events recorded before they had a kind of their own may still be replayed as plain
 # messages). It returns what the receipt of the other participant (`p_notify`) shows: the
@@ -168,7 +202,7 @@ def contact_seller(buyer, listing, body, client_key):
     return send_message(conversation, buyer, body, client_key, listing_id=listing.id)
 
 
-def send_message(conversation, sender, body, client_key, listing_id=None):
+def send_message(conversation, sender, body, client_key, listing_id=None, *, _retried=False):
     """Store a message once per client key and deliver it. Returns (message, created)."""
     body = clean_body(body)
     contact_flags = screen_contact_details(body)
@@ -178,26 +212,29 @@ def send_message(conversation, sender, body, client_key, listing_id=None):
         _SEND_LOCK, {"p_conversation": conversation.id, "p_now": now, "p_listing": listing_id}).one()
     try:
         members = _members_open_to(conversation, sender.id, locked.closed_at)
-        refused = blocks.send_refusal(conversation, sender.id, members)  # under the lock: a block can't race it
-        if refused:
-            raise ChatError(refused, status=403)
     except ChatError:
         db.session.rollback()
         existing = _message_by_key(conversation.id, sender.id, client_key)
-        if existing is not None:  # a retry of a message stored before the refusal came about
+        if existing is not None:  # a retry of a message stored before the conversation closed to them
             return existing, False
         raise
     # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
     values = dict(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
                   listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-    message_id = db.session.connection().execute(_SEND_INSERT, values).scalar()
-    if message_id is None:
+    stored = _store(conversation, members, values)
+    if stored is None:  # stored before (a retry), or refused by a block
         db.session.rollback()
-        return _message_by_key(conversation.id, sender.id, client_key), False
-    db.session.connection().execute(_SEND_LAST_MESSAGE, {"p_conversation": conversation.id, "p_message": message_id})
-    counted = db.session.connection().execute(_SEND_COUNTERS, {
-        "p_conversation": conversation.id, "p_members": sorted(members), "p_sender": sender.id,
-        "p_message": message_id, "p_now": now}).all()
+        existing = _message_by_key(conversation.id, sender.id, client_key)
+        if existing is not None:  # a retry, also of a message stored before a block came about
+            return existing, False
+        refused = blocks.send_refusal(conversation, sender.id, members)
+        if refused:
+            raise ChatError(refused, status=403)
+        if _retried:
+            raise ChatError("The message could not be sent. Please try again.", status=409)
+        # The block that stopped it was lifted in the meantime: send it now.
+        return send_message(conversation, sender, body, client_key, listing_id=listing_id, _retried=True)
+    message_id, counted = stored
     realtime.record(
         members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
         {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id},
@@ -302,6 +339,27 @@ def send_typing(conversation, user):
     realtime.ephemeral(others, render_typing(conversation, user))
 
 
+def _store(conversation, members, values):
+    """Insert the message unless its client key was stored before or a block stands between the
+    two people of a private conversation, make it the conversation's last message, and count it
+    for every member: (message id, the members' participant rows as updated), or None when
+    nothing was inserted. One statement on PostgreSQL, three on SQLite."""
+    others = sorted(members - {values["sender_id"]})
+    params = {**values, "p_other": others[0] if conversation.kind == DIRECT and others else None}
+    connection = db.session.connection()
+    if is_postgresql(db.session):
+        rows = connection.execute(_SEND_STORE, {**params, "p_members": sorted(members)}).all()
+        return (rows[0].message_id, rows) if rows else None
+    message_id = connection.execute(_SEND_INSERT, params).scalar()
+    if message_id is None:
+        return None
+    connection.execute(_SEND_LAST_MESSAGE, {"p_conversation": conversation.id, "p_message": message_id})
+    counted = connection.execute(_SEND_COUNTERS, {
+        "p_conversation": conversation.id, "p_members": sorted(members), "p_sender": values["sender_id"],
+        "p_message": message_id, "p_now": values["created_at"]}).all()
+    return message_id, counted
+
+
 def _members_open_to(conversation, sender_id, closed_at):
     """The ids of the conversation's current participants; a ChatError when the sender is no
     longer one of them or the conversation is closed. A board's members are read
@@ -345,9 +403,12 @@ def _greatest(column, value):
 
 
 def _load_rows(obj, row, **values):
-    """Make `row` (a RETURNING row of `obj`'s table, plus `values`) the loaded state of `obj`."""
+    """Make `row` (a RETURNING row of `obj`'s table, plus `values`) the loaded state of `obj`;
+    what else the row carries (say, the id of the message that was counted) is left out."""
+    columns = obj.__mapper__.column_attrs
     for key, value in {**row._mapping, **values}.items():
-        set_committed_value(obj, key, value)
+        if key in columns:
+            set_committed_value(obj, key, value)
 
 
 def _commit_keeping_loaded():
