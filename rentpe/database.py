@@ -89,8 +89,8 @@ def without_a_transaction(session):
     transaction or not: plain SELECTs see the same) and for writes that are whole in one
     statement. After it the connection is transactional again, so whatever the session runs next
     opens a transaction as usual. Changes waiting for a flush keep the transaction: the block's
-    first query would flush them, and they must not commit on their own. (PostgreSQL only: SQLite
-    opens no transaction for a SELECT, and its writes are local.)"""
+    first query would flush them, and they must not commit on their own. (PostgreSQL only: on
+    SQLite the block runs in the session's transaction as usual; a SELECT opens none there.)"""
     if not is_postgresql(session) or session.new or session.dirty or session.deleted:
         yield
         return
