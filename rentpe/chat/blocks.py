@@ -7,8 +7,8 @@ Boards are not affected: a board is its owner's room, and its owner can remove m
 
 The check is part of the statement that stores a message (`services._store`), which runs after
 the send took the conversation's row lock, as blocking takes it: a send that races a block is
-either committed before the block or refused after it (`send_refusal` then says why). Blocks live here, below moderation: moderation reads them, chat
-enforces them.
+either committed before the block or refused after it (`send_refusal` then says why). Blocks live
+here, below moderation: moderation reads them, chat enforces them.
 """
 from datetime import datetime
 

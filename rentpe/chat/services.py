@@ -20,8 +20,8 @@ from ..database import insert_for, is_postgresql, without_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
 from . import blocks, contact
-from .queries import receipt_of
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
+from .queries import receipt_of
 
 _conversations, _participants, _messages = Conversation.__table__, Participant.__table__, Message.__table__
 
@@ -123,7 +123,8 @@ _SEND_STORE = text(
 _MARK_DELIVERED = text(
     "UPDATE participants SET delivered_message_id = :p_up_to, delivered_at = :p_now"
     " WHERE conversation_id = :p_conversation AND user_id = :p_user AND delivered_message_id < :p_up_to"
-    " AND EXISTS (SELECT 1 FROM conversations WHERE conversations.id = :p_conversation AND conversations.kind = :p_direct)"
+    " AND EXISTS (SELECT 1 FROM conversations"
+    "  WHERE conversations.id = :p_conversation AND conversations.kind = :p_direct)"
     " RETURNING last_read_message_id, last_read_at, delivered_message_id, delivered_at,"
     " (SELECT other.last_sent_message_id FROM participants AS other"
     "  WHERE other.conversation_id = :p_conversation AND other.user_id = :p_notify) AS notify_last_sent_message_id"

@@ -77,7 +77,8 @@ def _record_if_statement(when_sql, count):
         "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq), "
         "written AS (INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
         "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs RETURNING user_id, seq) "
-        "SELECT guard.*, written.user_id AS event_user_id, written.seq AS event_seq FROM guard LEFT JOIN written ON true"
+        "SELECT guard.*, written.user_id AS event_user_id, written.seq AS event_seq"
+        " FROM guard LEFT JOIN written ON true"
     ).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
 
 
