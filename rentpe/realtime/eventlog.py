@@ -140,7 +140,7 @@ def record_if(when, params, user_ids, kind, data):
     if len(user_ids) > SEQ_CHUNK:
         raise ValueError(f"record_if writes at most {SEQ_CHUNK} users' events, not {len(user_ids)}")
     connection = session.connection()
-    if not is_postgresql(session):
+    if not user_ids or not is_postgresql(session):
         rows = connection.execute(when, params).all()
         if not rows:
             return None, []
