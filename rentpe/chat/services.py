@@ -11,7 +11,7 @@ import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import DateTime, Integer, bindparam, case, func, select, text, update
+from sqlalchemy import DateTime, Integer, bindparam, func, select, text, update
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -76,45 +76,44 @@ def _insert_message_sql(cast):
             " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING RETURNING id")
 
 
-_SEND_INSERT = (
-    text(_insert_message_sql(cast=False))
-    .bindparams(*(bindparam(column, type_=_messages.c[column].type) for column in _SEND_COLUMNS))
-    .columns(id=Integer)
-)
-_SEND_LAST_MESSAGE = (update(_conversations).where(_conversations.c.id == bindparam("p_conversation"))
-                      .values(last_message_id=bindparam("p_message")))
-# One statement for every member: the recipients have one more unread, the sender has read up to
-# their own message, which is now their last sent one.
-_is_sender = _participants.c.user_id == bindparam("p_sender")
-_SEND_COUNTERS = (
-    update(_participants)
-    .where(_participants.c.conversation_id == bindparam("p_conversation"),
-           _participants.c.user_id.in_(bindparam("p_members", expanding=True)))
-    .values(unread_count=case((_is_sender, 0), else_=_participants.c.unread_count + 1),
-            last_read_message_id=case((_is_sender, bindparam("p_message")), else_=_participants.c.last_read_message_id),
-            last_read_at=case((_is_sender, bindparam("p_now")), else_=_participants.c.last_read_at),
-            last_sent_message_id=case((_is_sender, bindparam("p_message")),
-                                      else_=_participants.c.last_sent_message_id))
-    .returning(*_participants.c)
-)
-# PostgreSQL: the insert, the conversation's last message and every member's counters (as the
-# three statements above) in one statement, returning the counted participant rows and the new
+def _last_message_sql(message_id, source=""):
+    """The conversation's last message is the new one (`message_id`: the SQL of its id)."""
+    return f"UPDATE conversations SET last_message_id = {message_id}{source} WHERE conversations.id = :conversation_id"
+
+
+def _count_sql(message_id, source="", also=""):
+    """Every member's counters in one statement: the recipients have one more unread, the sender
+    has read up to their own message (`message_id`: the SQL of its id), which is now their last
+    sent one. Returns the members' participant rows as updated (and `also`)."""
+    mine = "participants.user_id = :sender_id"
+    return ("UPDATE participants SET"
+            f" unread_count = CASE WHEN {mine} THEN 0 ELSE participants.unread_count + 1 END,"
+            f" last_read_message_id = CASE WHEN {mine} THEN {message_id} ELSE participants.last_read_message_id END,"
+            f" last_read_at = CASE WHEN {mine} THEN :created_at ELSE participants.last_read_at END,"
+            f" last_sent_message_id = CASE WHEN {mine} THEN {message_id} ELSE participants.last_sent_message_id END"
+            f"{source} WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :p_members"
+            f" RETURNING {', '.join('participants.' + c.name for c in _participants.c)}{also}")
+
+
+def _send_statement(sql, **columns):
+    """`sql` with its message values typed as their columns, the members as a list, and the
+    returned `columns` typed."""
+    statement = text(sql).bindparams(
+        *(bindparam(column, type_=_messages.c[column].type) for column in _SEND_COLUMNS if f":{column}" in sql),
+        *([bindparam("p_members", expanding=True)] if ":p_members" in sql else []))
+    return statement.columns(**columns) if columns else statement
+
+
+# SQLite (no data-modifying CTEs): the message, the last message and the counters, one by one.
+_SEND_INSERT = _send_statement(_insert_message_sql(cast=False), id=Integer)
+_SEND_LAST_MESSAGE = _send_statement(_last_message_sql(":message_id"))
+_SEND_COUNTERS = _send_statement(_count_sql(":message_id"), **{c.name: c.type for c in _participants.c})
+# PostgreSQL: the three in one statement, returning the counted participant rows and the new
 # message's id; no row when nothing was inserted.
-_SEND_STORE = text(
+_SEND_STORE = _send_statement(
     f"WITH message AS ({_insert_message_sql(cast=True)}),"
-    " last AS (UPDATE conversations SET last_message_id = message.id FROM message"
-    "  WHERE conversations.id = :conversation_id)"
-    " UPDATE participants SET"
-    " unread_count = CASE WHEN participants.user_id = :sender_id THEN 0 ELSE participants.unread_count + 1 END,"
-    " last_read_message_id = CASE WHEN participants.user_id = :sender_id THEN message.id"
-    "  ELSE participants.last_read_message_id END,"
-    " last_read_at = CASE WHEN participants.user_id = :sender_id THEN CAST(:created_at AS TIMESTAMP)"
-    "  ELSE participants.last_read_at END,"
-    " last_sent_message_id = CASE WHEN participants.user_id = :sender_id THEN message.id"
-    "  ELSE participants.last_sent_message_id END"
-    " FROM message WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :p_members"
-    f" RETURNING {', '.join('participants.' + c.name for c in _participants.c)}, message.id AS message_id"
-).bindparams(bindparam("p_members", expanding=True), bindparam("created_at", type_=DateTime))
+    f" last AS ({_last_message_sql('message.id', ' FROM message')})"
+    f" {_count_sql('message.id', ' FROM message', also=', message.id AS message_id')}")
 # The recipient's delivery cursor moves forward (never back; boards have no delivery receipts,
 # though events recorded before they had a kind of their own may still be replayed as plain
 # messages). It returns what the receipt of the other participant (`p_notify`) shows: the
@@ -354,10 +353,9 @@ def _store(conversation, members, values):
     message_id = connection.execute(_SEND_INSERT, params).scalar()
     if message_id is None:
         return None
-    connection.execute(_SEND_LAST_MESSAGE, {"p_conversation": conversation.id, "p_message": message_id})
-    counted = connection.execute(_SEND_COUNTERS, {
-        "p_conversation": conversation.id, "p_members": sorted(members), "p_sender": values["sender_id"],
-        "p_message": message_id, "p_now": values["created_at"]}).all()
+    connection.execute(_SEND_LAST_MESSAGE, {"conversation_id": conversation.id, "message_id": message_id})
+    counted = connection.execute(_SEND_COUNTERS,
+                                 {**params, "p_members": sorted(members), "message_id": message_id}).all()
     return message_id, counted
 
 

@@ -37,14 +37,29 @@ SEQ_CHUNK = 500
 _INSERT_EVENTS = insert(StreamEvent.__table__)
 
 
-def _seqs_sql(count):
+def _seqs_sql(count, only_if=None):
     """The upsert of `count` users' counters: creates each on first use, otherwise bumps it under
     its row lock (held to the end of the transaction), returning (user_id, new seq). Rows are
     upserted in the order of the VALUES list, so the locks are taken in that order. SQLite ≥ 3.35
-    and PostgreSQL both accept it as written."""
-    values = ", ".join(f"(:u{i}, 1)" for i in range(count))
-    return (f"INSERT INTO stream_counters (user_id, seq) VALUES {values} "
+    and PostgreSQL both accept it as written. `only_if` (PostgreSQL): the name of a CTE earlier in
+    the statement; the counters move only if it returned a row."""
+    if only_if is None:
+        source = "VALUES " + ", ".join(f"(:u{i}, 1)" for i in range(count))
+    else:
+        users = ", ".join(f"(CAST(:u{i} AS INTEGER))" for i in range(count))
+        source = (f"SELECT recipient.user_id, 1 FROM (VALUES {users}) AS recipient (user_id)"
+                  f" WHERE EXISTS (SELECT 1 FROM {only_if})")
+    return (f"INSERT INTO stream_counters (user_id, seq) {source} "
             "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq")
+
+
+# PostgreSQL: an event row for each (user_id, seq) of the CTE `seqs`, returning them.
+_EVENTS_FROM_SEQS = ("INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
+                     "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs RETURNING user_id, seq")
+
+
+def _events_statement(sql):
+    return text(sql).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,12 +71,7 @@ def _next_seqs_statement(count):
 def _record_statement(count):
     """PostgreSQL: the seqs and the event rows in one statement (a data-modifying CTE), returning
     (user_id, seq) of the rows written."""
-    return text(
-        f"WITH seqs AS ({_seqs_sql(count)}) "
-        "INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
-        "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs "
-        "RETURNING user_id, seq"
-    ).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
+    return _events_statement(f"WITH seqs AS ({_seqs_sql(count)}) {_EVENTS_FROM_SEQS}")
 
 
 @functools.lru_cache(maxsize=64)
@@ -69,17 +79,11 @@ def _record_if_statement(when_sql, count):
     """PostgreSQL: `when_sql` (a write returning at most one row) and, only if it returned one,
     the seqs and event rows of `count` users, in one statement. Each result row is the `when` row
     with `event_user_id` and `event_seq` of one event written (both NULL when none was)."""
-    users = ", ".join(f"(CAST(:u{i} AS INTEGER))" for i in range(count))
-    return text(
-        f"WITH guard AS ({when_sql}), "
-        "seqs AS (INSERT INTO stream_counters (user_id, seq) "
-        f"SELECT recipient.user_id, 1 FROM (VALUES {users}) AS recipient (user_id) WHERE EXISTS (SELECT 1 FROM guard) "
-        "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq), "
-        "written AS (INSERT INTO stream_events (user_id, seq, kind, data, created_at) "
-        "SELECT user_id, seq, :kind, CAST(:data AS JSON), :created_at FROM seqs RETURNING user_id, seq) "
-        "SELECT guard.*, written.user_id AS event_user_id, written.seq AS event_seq"
-        " FROM guard LEFT JOIN written ON true"
-    ).bindparams(bindparam("data", type_=JSON), bindparam("created_at", type_=DateTime))
+    return _events_statement(
+        f"WITH guard AS ({when_sql}), seqs AS ({_seqs_sql(count, only_if='guard')}),"
+        f" written AS ({_EVENTS_FROM_SEQS})"
+        " SELECT guard.*, written.user_id AS event_user_id, written.seq AS event_seq"
+        " FROM guard LEFT JOIN written ON true")
 
 
 def _write(session, user_ids, kind, data, created_at):
