@@ -5,16 +5,17 @@ messages from either side: the blocked person is told they can't send, the block
 must unblock first. The blocked person can't open a new conversation with the blocker either.
 Boards are not affected: a board is its owner's room, and its owner can remove messages there.
 
-The check is part of the statement that stores a message (`services._store`), which runs after
-the send took the conversation's row lock, as blocking takes it: a send that races a block is
-either committed before the block or refused after it (`send_refusal` then says why). Blocks live
-here, below moderation: moderation reads them, chat enforces them.
+The check (`none_between_sql`) is part of the statement that stores a message (chat's
+`services._store`), which runs after the send took the conversation's row lock, as blocking takes
+it: a send that races a block is either committed before the block or refused after it
+(`send_refusal` then says why). Blocks live here, below moderation: moderation reads them, chat
+enforces them.
 """
 from datetime import datetime
 
 from flask import Blueprint, abort, flash, redirect, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import ForeignKey, bindparam, delete, or_, select, update
+from sqlalchemy import ForeignKey, delete, or_, text, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..database import insert_for
@@ -38,11 +39,19 @@ class Block(db.Model):
 # Reads -----------------------------------------------------------------------------------------
 
 
-_blocks = Block.__table__
-_BETWEEN = select(_blocks.c.blocker_id, _blocks.c.blocked_id).where(or_(
-    (_blocks.c.blocker_id == bindparam("a")) & (_blocks.c.blocked_id == bindparam("b")),
-    (_blocks.c.blocker_id == bindparam("b")) & (_blocks.c.blocked_id == bindparam("a")),
-))
+def _between_sql(a, b):
+    """The blocks between the people `a` and `b` (SQL: parameters or columns), either way round."""
+    return (f"(blocks.blocker_id = {a} AND blocks.blocked_id = {b})"
+            f" OR (blocks.blocker_id = {b} AND blocks.blocked_id = {a})")
+
+
+def none_between_sql(a, b):
+    """A condition that holds when no block stands between `a` and `b` (a NULL for either: none
+    does); chat's send puts it in the statement that stores a message."""
+    return f"NOT EXISTS (SELECT 1 FROM blocks WHERE {_between_sql(a, b)})"
+
+
+_BETWEEN = text(f"SELECT blocks.blocker_id, blocks.blocked_id FROM blocks WHERE {_between_sql(':a', ':b')}")
 
 
 def block_state(viewer_id, other_id):

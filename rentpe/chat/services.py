@@ -70,9 +70,7 @@ _SEND_COLUMNS = {"conversation_id": "INTEGER", "sender_id": "INTEGER", "body": "
 def _insert_message_sql(cast):
     values = ", ".join(f"CAST(:{c} AS {t})" if cast else f":{c}" for c, t in _SEND_COLUMNS.items())
     return (f"INSERT INTO messages ({', '.join(_SEND_COLUMNS)}) SELECT {values}"
-            " WHERE NOT EXISTS (SELECT 1 FROM blocks"
-            " WHERE (blocks.blocker_id = :sender_id AND blocks.blocked_id = :p_other)"
-            " OR (blocks.blocker_id = :p_other AND blocks.blocked_id = :sender_id))"
+            f" WHERE {blocks.none_between_sql(':sender_id', ':p_other')}"
             " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING RETURNING id")
 
 
