@@ -8,6 +8,7 @@ PostgreSQL half of the suite errors (never skips).
 import hashlib
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -405,6 +406,9 @@ def live_server(app, tmp_path):
     settings. Each call is another process, like another host behind the proxy. Stopped after
     the test. (tests/e2e has its own seeded server; these serve the in-process `app`'s data.)"""
     started = []
+    # The rate limits count in the shared Redis, by user id: a test's own prefix, shared by its
+    # hosts, so the users of earlier tests and runs (the same ids, other databases) count nothing.
+    limits_prefix = f"rentpe-test-limits-{secrets.token_hex(4)}"
 
     def start(**env):
         port, log_path = _free_port(), tmp_path / f"gunicorn-{len(started)}.log"
@@ -413,6 +417,7 @@ def live_server(app, tmp_path):
             "REDIS_URL": app.config["REDIS_URL"] or "",
             "SECRET_KEY": "shared-by-every-host",
             "REALTIME_CHANNEL_PREFIX": app.config["REALTIME_CHANNEL_PREFIX"],
+            "RATELIMIT_KEY_PREFIX": limits_prefix,
             **env,
         }
         command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "-w", "1",
