@@ -6,13 +6,14 @@
 
 `gunicorn` runs `deploy/gunicorn.conf.py` on a scratch PostgreSQL database and a private
 redis-server; `embedded` runs `python app.py` (SQLite file, in-process broker); `peer` runs the
-python-socketio peer (`bench/peers/socketio_peer.py`, gunicorn's gevent worker, the same number
-of workers) on its own scratch PostgreSQL database, made the same way, and the same
-redis-server, driven by the same generator with `--transport socketio`. Several servers,
-comma-separated, take turns within each repetition, so they meet the same machine load. The
-server is restarted before each run (so RSS is measured from the same start); each fixture is
-made once. Each run's report is printed as a JSON line (with the load average at its start and
-end); the last line (one per server) is the medians.
+python-socketio peer (`bench/peers/socketio_peer.py`, gunicorn's gevent worker, the same number of
+workers) on its own scratch PostgreSQL database, made the same way, and the same redis-server,
+driven by the same generator with `--transport socketio`; `gunicorn-no-receipts` and
+`gunicorn-bare` are `gunicorn` with features taken away, to measure what they cost
+(`bench/stripped.py`). Several servers, comma-separated, take turns within each repetition, so
+they meet the same machine load. The server is restarted before each run (so RSS is measured from
+the same start); each fixture is made once. Each run's report is printed as a JSON line (with the
+load average at its start and end); the last line (one per server) is the medians.
 """
 import argparse
 import json
@@ -30,7 +31,7 @@ from servers import BIN, ROOT, AppServer, RedisServer, create_database, drop_dat
 PASSWORD = "bench-password"
 
 
-SERVERS = ("gunicorn", "embedded", "peer")
+SERVERS = ("gunicorn", "embedded", "peer", *AppServer.STRIPPED)
 
 
 def run_loadgen(base, fixture, streams, rate, duration, server_pid, extra=(), transport="sse"):
@@ -68,7 +69,7 @@ def medians(reports):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", default="gunicorn",
-                        help="gunicorn, embedded or peer, or several comma-separated (e.g. gunicorn,peer)")
+                        help=f"{', '.join(SERVERS)}, or several comma-separated (e.g. gunicorn,peer)")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100)

@@ -121,9 +121,12 @@ class AppServer:
     """RentPe as deployed: `gunicorn -c deploy/gunicorn.conf.py` (kind "gunicorn") or the
     embedded default `python app.py` (kind "embedded"); or the python-socketio peer under
     gunicorn's gevent worker (kind "peer", `bench/peers/socketio_peer.py`), which needs
-    `DATABASE_URL` (PostgreSQL) and `REDIS_URL` in `env`."""
+    `DATABASE_URL` (PostgreSQL) and `REDIS_URL` in `env`. Kinds "gunicorn-no-receipts" and
+    "gunicorn-bare" are the deployed app with features taken away (`bench/stripped.py`): without
+    delivery receipts, and without receipts or HTML templates."""
 
     PEER_APP = "bench.peers.socketio_peer:app"
+    STRIPPED = {"gunicorn-no-receipts": "receipts", "gunicorn-bare": "receipts,html"}
 
     def __init__(self, env, kind="gunicorn", workers=1, worker_connections=12000, log_path=None, port=None):
         self.env = dict(env)
@@ -146,10 +149,13 @@ class AppServer:
         # One load generator on one address sends as hundreds of users at once: the per-user and
         # per-address limits would refuse most of it, and they are not what is being measured.
         env = {**os.environ, "SECRET_KEY": "bench-secret", "RATELIMIT_ENABLED": "false", **self.env}
-        if self.kind == "gunicorn":
+        if self.kind == "gunicorn" or self.kind in self.STRIPPED:
             env.update(GUNICORN_BIND=f"127.0.0.1:{self.port}", WEB_CONCURRENCY=str(self.workers),
                        GUNICORN_WORKER_CONNECTIONS=str(self.worker_connections))
-            command = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "app:app"]
+            app = "app:app"
+            if self.kind in self.STRIPPED:
+                env["RENTPE_BENCH_WITHOUT"], app = self.STRIPPED[self.kind], "bench.stripped:app"
+            command = [str(BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py", app]
         elif self.kind == "peer":
             # python-socketio's gevent deployment: gunicorn's gevent worker, WebSocket by
             # simple-websocket. Clients use the websocket transport only, so no request of a

@@ -1,0 +1,105 @@
+"""The app with features taken away (bench/stripped.py), started as the benchmark starts it
+(bench/servers.py: `deploy/gunicorn.conf.py`, a redis-server of this test's own, a scratch
+PostgreSQL database made by the migrations and `bench-fixture`): it must still deliver every
+message once, and take away exactly what it says (the delivery receipts; the templates)."""
+import http.cookiejar
+import json
+import re
+import subprocess
+import urllib.parse
+import urllib.request
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from bench.servers import BIN, ROOT, AppServer, RedisServer, create_database, drop_database, prepare
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "stripped-test-password"
+USERS = 4
+CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    work = tmp_path_factory.mktemp("stripped")
+    redis = RedisServer().start()
+    database = create_database()
+    try:
+        env = {"DATABASE_URL": database, "REDIS_URL": redis.url}
+        prepare(env, USERS, PASSWORD, work / "fixture.json")
+        engine = sa.create_engine(database)
+        yield {"env": env, "work": work, "engine": engine,
+               "conversations": json.loads((work / "fixture.json").read_text())["conversations"]}
+        engine.dispose()
+    finally:
+        redis.stop()
+        drop_database(database)
+
+
+@pytest.fixture
+def server_of(setup):
+    started = []
+
+    def start(kind):
+        server = AppServer(setup["env"], kind=kind, log_path=setup["work"] / f"{kind}.log").start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def drive(server, setup):
+    command = [str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), "--base", server.base,
+               "--fixture", str(setup["work"] / "fixture.json"), "--password", PASSWORD, "--streams", str(USERS),
+               "--rate", "10", "--duration", "1", "--drain", "5", "--server-pid", str(server.pid)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def count_receipts(setup):
+    with setup["engine"].connect() as conn:
+        return conn.scalar(sa.text("SELECT count(*) FROM stream_events WHERE kind = 'chat.receipt'"))
+
+
+def answer_to_a_send(server, setup, text):
+    """Log user0 in as a browser does and send `text` as htmx does: the answer's HTML."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def call(path, form=None, headers=None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        with opener.open(urllib.request.Request(server.base + path, data=data, headers=headers or {}),
+                         timeout=10) as response:
+            return response.read().decode()
+
+    token = CSRF.search(call("/login")).group(1)
+    call("/login", {"email": "user0@bench.test", "password": PASSWORD, "csrf_token": token})
+    conversation_id = setup["conversations"]["0-1"]
+    token = CSRF.search(call(f"/conversations/{conversation_id}")).group(1)
+    return call(f"/conversations/{conversation_id}/messages", {"body": text, "client_key": uuid.uuid4().hex},
+                {"HX-Request": "true", "X-CSRFToken": token})
+
+
+@pytest.mark.parametrize("kind, receipts, templates", [
+    ("gunicorn", True, True),
+    ("gunicorn-no-receipts", False, True),
+    ("gunicorn-bare", False, False),
+])
+def test_a_stripped_app_delivers_everything_without_what_it_takes_away(setup, server_of, kind, receipts, templates):
+    server = server_of(kind)
+    before = count_receipts(setup)
+    report = drive(server, setup)
+    assert report["sent"] == 10 and report["post_errors"] == {}, report
+    assert (report["lost"], report["duplicated"], report["reordered"]) == (0, 0, 0), report
+    assert (count_receipts(setup) > before) is receipts
+
+    answer = answer_to_a_send(server, setup, "Is the <b>tent</b> free?")
+    message_id = re.search(r'<li id="msg-(\d+)"', answer).group(1)
+    bare = f'<li id="msg-{message_id}"><div class="msg-body">Is the &lt;b&gt;tent&lt;/b&gt; free?</div></li>'
+    assert (answer == bare) is not templates
+    assert ('name="client_key"' in answer) is templates  # the full answer brings a fresh composer
