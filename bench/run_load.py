@@ -19,29 +19,19 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from servers import BIN, ROOT, AppServer, RedisServer, create_database, drop_database, prepare, raise_open_files  # noqa: E402
+from servers import (  # noqa: E402
+    AppServer, RedisServer, create_database, drop_database, prepare, raise_open_files, run_loadgen)
 
 PASSWORD = "bench-password"
 
 
 SERVERS = ("gunicorn", "embedded", "peer", *AppServer.STRIPPED)
-
-
-def run_loadgen(base, fixture, streams, rate, duration, server_pid, extra=(), transport="sse"):
-    command = [str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), "--base", base, "--fixture", str(fixture),
-               "--password", PASSWORD, "--streams", str(streams), "--rate", str(rate), "--duration", str(duration),
-               "--server-pid", str(server_pid), "--transport", transport, *extra]
-    out = subprocess.run(command, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def medians(reports):
@@ -103,8 +93,8 @@ def main():
                 server = AppServer(env, kind=kind, workers=args.workers, log_path=work / f"server-{kind}.log").start()
                 load_start = os.getloadavg()[0]
                 try:
-                    report = run_loadgen(server.base, fixture, args.streams, args.rate, args.duration, server.pid, extra,
-                                         transport="socketio" if kind == "peer" else "sse")
+                    report = run_loadgen(server.base, fixture, PASSWORD, args.streams, args.rate, args.duration,
+                                         server.pid, extra, transport="socketio" if kind == "peer" else "sse")
                 finally:
                     server.stop()
                 report = {"server": kind, **report,

@@ -1,10 +1,11 @@
 """Processes for benchmarks and fault tests: a private redis-server, a scratch database, RentPe,
 and the Socket.IO peer it is compared with (`bench/peers/`).
 
-Used by `bench/run_load.py`, `bench/faults.py`, `tests/test_faults.py` and
-`tests/test_bench_peer.py`. Nothing here imports the application: servers run as subprocesses,
-exactly as they are deployed.
+Used by `bench/run_load.py`, `bench/faults.py`, `tests/test_faults.py`, `tests/test_bench_peer.py`
+and `tests/test_bench_stripped.py`. Nothing here imports the application: servers run as
+subprocesses, exactly as they are deployed.
 """
+import json
 import os
 import resource
 import shutil
@@ -115,6 +116,18 @@ def prepare(env, users, password, fixture_path):
     """Migrate the database in `env` and write the bench fixture."""
     flask(env, "db", "upgrade")
     flask(env, "bench-fixture", "--users", str(users), "--password", password, "--out", str(fixture_path))
+
+
+def run_loadgen(base, fixture, password, streams, rate, duration, server_pid, extra=(), transport="sse",
+                timeout=None):
+    """One `bench/loadgen.py` run against the server at `base`: its report."""
+    command = [str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), "--base", base, "--fixture", str(fixture),
+               "--password", password, "--streams", str(streams), "--rate", str(rate), "--duration", str(duration),
+               "--server-pid", str(server_pid), "--transport", transport, *extra]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-3000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 class AppServer:

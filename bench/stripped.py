@@ -54,6 +54,6 @@ if "receipts" in WITHOUT:
 if "html" in WITHOUT:
     registry.register_renderer(events.MESSAGE, lambda event: bare_message_events([event])[0],
                                many=bare_message_events)
-    routes.render_template = render_template
+    routes.render_template = render_template  # what the send's view calls for its answer
 
 __all__ = ["app"]

@@ -4,7 +4,6 @@ this test's own, a scratch PostgreSQL database made by the migrations and `bench
 it must log the bench users in, deliver each message once to the other participant, answer each
 send with the stored message, and leave the rows in RentPe's tables."""
 import json
-import subprocess
 import threading
 import time
 import urllib.error
@@ -16,7 +15,7 @@ import pytest
 import socketio
 import sqlalchemy as sa
 
-from bench.servers import BIN, ROOT, AppServer, RedisServer, create_database, drop_database, prepare
+from bench.servers import AppServer, RedisServer, create_database, drop_database, prepare, run_loadgen
 
 pytestmark = pytest.mark.slow
 
@@ -143,13 +142,8 @@ def test_a_wrong_password_gets_no_token_and_no_connection(peer):
 
 def test_the_load_generator_drives_the_peer(peer):
     server = peer["server"]
-    command = [str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), "--base", server.base,
-               "--fixture", str(peer["fixture"]), "--password", PASSWORD, "--streams", str(USERS),
-               "--rate", "10", "--duration", "1", "--drain", "5", "--server-pid", str(server.pid),
-               "--transport", "socketio"]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr[-2000:]
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = run_loadgen(server.base, peer["fixture"], PASSWORD, USERS, 10, 1, server.pid, extra=("--drain", "5"),
+                         transport="socketio", timeout=60)
     assert report["sent"] == 10 and report["post_errors"] == {}, report
     assert (report["lost"], report["duplicated"], report["reordered"]) == (0, 0, 0), report
     assert report["latency_ms"]["max"] is not None and report["server_cpu_s_per_1000"] is not None

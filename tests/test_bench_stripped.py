@@ -5,7 +5,6 @@ message once, and take away exactly what it says (the delivery receipts; the tem
 import http.cookiejar
 import json
 import re
-import subprocess
 import urllib.parse
 import urllib.request
 import uuid
@@ -13,7 +12,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from bench.servers import BIN, ROOT, AppServer, RedisServer, create_database, drop_database, prepare
+from bench.servers import AppServer, RedisServer, create_database, drop_database, prepare, run_loadgen
 
 pytestmark = pytest.mark.slow
 
@@ -54,12 +53,8 @@ def server_of(setup):
 
 
 def drive(server, setup):
-    command = [str(BIN / "python"), str(ROOT / "bench" / "loadgen.py"), "--base", server.base,
-               "--fixture", str(setup["work"] / "fixture.json"), "--password", PASSWORD, "--streams", str(USERS),
-               "--rate", "10", "--duration", "1", "--drain", "5", "--server-pid", str(server.pid)]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=90)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_loadgen(server.base, setup["work"] / "fixture.json", PASSWORD, USERS, 10, 1, server.pid,
+                       extra=("--drain", "5"), timeout=90)
 
 
 def count_receipts(setup):
