@@ -2,13 +2,11 @@
 (bench/servers.py: `deploy/gunicorn.conf.py`, a redis-server of this test's own, a scratch
 PostgreSQL database made by the migrations and `bench-fixture`): it must still deliver every
 message once, and take away exactly what it says (the delivery receipts; the templates)."""
-import http.cookiejar
 import json
 import re
-import urllib.parse
-import urllib.request
 import uuid
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -64,20 +62,14 @@ def count_receipts(setup):
 
 def answer_to_a_send(server, setup, text):
     """Log user0 in as a browser does and send `text` as htmx does: the answer's HTML."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-
-    def call(path, form=None, headers=None):
-        data = urllib.parse.urlencode(form).encode() if form is not None else None
-        with opener.open(urllib.request.Request(server.base + path, data=data, headers=headers or {}),
-                         timeout=10) as response:
-            return response.read().decode()
-
-    token = CSRF.search(call("/login")).group(1)
-    call("/login", {"email": "user0@bench.test", "password": PASSWORD, "csrf_token": token})
-    conversation_id = setup["conversations"]["0-1"]
-    token = CSRF.search(call(f"/conversations/{conversation_id}")).group(1)
-    return call(f"/conversations/{conversation_id}/messages", {"body": text, "client_key": uuid.uuid4().hex},
-                {"HX-Request": "true", "X-CSRFToken": token})
+    with httpx.Client(base_url=server.base) as http:
+        token = CSRF.search(http.get("/login").text).group(1)
+        http.post("/login", data={"email": "user0@bench.test", "password": PASSWORD, "csrf_token": token})
+        conversation_id = setup["conversations"]["0-1"]
+        token = CSRF.search(http.get(f"/conversations/{conversation_id}").text).group(1)
+        return http.post(f"/conversations/{conversation_id}/messages",
+                         data={"body": text, "client_key": uuid.uuid4().hex},
+                         headers={"HX-Request": "true", "X-CSRFToken": token}).text
 
 
 @pytest.mark.parametrize("kind, receipts, templates", [
