@@ -27,8 +27,9 @@ def pings(monkeypatch):
 
 def test_only_a_connection_that_sat_idle_is_pinged(client, buyer, pings, monkeypatch):
     # The pool's clock stands still unless the test moves it: a slow machine can't make "moments
-    # ago" look idle.
-    now = [1000.0]
+    # ago" look idle. It stands at the real time, which stamped the connections the fixtures used
+    # (a made-up time would make them look idle on a machine that booted less than that ago).
+    now = [time.monotonic()]
     monkeypatch.setattr(database, "time", SimpleNamespace(monotonic=lambda: now[0]))
     client.login(buyer)
     db.session.remove()

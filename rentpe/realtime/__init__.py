@@ -24,7 +24,13 @@ Features write events through it; `/events` streams them. The contract:
    `resync` event instead, which makes the page reload its state. The DB session is released
    before the generator starts; nothing holds a connection while streaming. The `id:` a client
    holds only ever covers events it was sent: a live event that overtakes an earlier one is
-   shown without an id, and a gap that doesn't close soon ends the stream so it replays.
+   shown without an id, and a gap that doesn't close soon is read from SQL.
+   Pub/sub can lose a publish with nothing after it to reveal the gap (Redis restarted, or one
+   PUBLISH failed). The watch (`watch.py`) bounds that: one query per process every
+   `STREAM_CHECK_SECONDS` compares every local stream with its user's last committed seq, and
+   after the broker subscribes again following a lost connection it checks at once; a stream
+   found behind reads `seq > cursor` from SQL in place. Streams stay open through a Redis outage
+   (the watch delivers from SQL meanwhile).
 4. Fragments swap by stable element ids, so applying an event twice changes nothing.
 5. Ephemeral events (`ephemeral()`: typing, presence) carry no `id:` and are never replayed.
 6. `end_streams(user_id)` ends every open stream of a user on every worker (logout, suspension).
@@ -66,6 +72,7 @@ from .core import Realtime, current, settings
 from .event import END, ephemeral_payload, html_frame
 from .eventlog import last_seq, publish_committed, record, record_if
 from .registry import register_delivery_hook, register_presence_hook, register_renderer, register_snapshot
+from .watch import Watch
 
 __all__ = [
     "init_app", "shutdown", "record", "record_if", "publish_committed", "ephemeral", "end_streams", "last_seq",
@@ -77,7 +84,8 @@ log = logging.getLogger(__name__)
 
 def init_app(app):
     app.config.update(settings(app.config))
-    app.extensions["realtime"] = Realtime(app.config)
+    machinery = app.extensions["realtime"] = Realtime(app.config)
+    machinery.watch = Watch(machinery.hub, app.config)
     from .eventlog import listen
 
     listen()

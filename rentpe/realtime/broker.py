@@ -4,10 +4,13 @@ Both brokers have the same contract (and the same test suite):
 
 - `publish_many([(user_id, payload), …])` hands payloads to every process; it may raise when the
   transport is down (the caller logs it: the SQL log is the source of truth).
-- `subscribe(user_id)` returns once payloads published from now on reach this process's hub;
-  `BrokerUnavailable` if that can't be promised. `unsubscribe(user_id)` undoes one subscribe.
-- When the transport loses payloads (a dropped connection), every local stream is ended so its
-  client reconnects and replays from SQL.
+- `subscribe(user_id)` returns once payloads published from now on reach this process's hub,
+  or at once while the transport is down (the subscription is made on the next connection);
+  `BrokerUnavailable` if a live connection does not confirm it in time. `unsubscribe(user_id)`
+  undoes one subscribe.
+- A transport that can lose payloads (a dropped connection: whatever was published meanwhile is
+  gone) calls `resubscribed()` once every subscription is in force again: the hub then has every
+  local stream check SQL for events it has not sent (`watch.py`). Streams stay open throughout.
 
 `InProcessBroker` is the embedded default (one process). `RedisBroker` keeps ONE pub/sub
 connection per process, shared by all its streams, with one SUBSCRIBE per user channel that has
@@ -32,7 +35,7 @@ class BrokerUnavailable(RuntimeError):
 class InProcessBroker:
     client = None
 
-    def attach(self, deliver, dropped):
+    def attach(self, deliver, resubscribed):
         self._deliver = deliver
 
     def publish_many(self, messages):
@@ -65,8 +68,8 @@ class RedisBroker:
         self._listener = None
         self._pid = None
 
-    def attach(self, deliver, dropped):
-        self._deliver, self._dropped = deliver, dropped
+    def attach(self, deliver, resubscribed):
+        self._deliver, self._resubscribed = deliver, resubscribed
 
     def channel(self, user_id):
         return self._channel_head + str(int(user_id)).encode()
@@ -106,7 +109,8 @@ class RedisBroker:
 
 class _Channel:
     """A user channel's state on the shared connection: `refs` local streams want it; `pending`
-    SUBSCRIBEs are not confirmed yet; `ready` is set once the last one is."""
+    SUBSCRIBEs are not confirmed yet; `ready` is set once the last one is, and only for the
+    connection that confirmed it (a new connection starts with a new, unset `ready`)."""
 
     __slots__ = ("refs", "pending", "ready")
 
@@ -120,14 +124,26 @@ class _Channel:
         if self.ready.is_set():
             self.ready = threading.Event()  # waiters hold the old one only while it is unset
 
+    def connection_lost(self):
+        """Nothing is subscribed any more. Waiters are let go (the sweep after the next
+        connection covers their streams), and nobody may take the old confirmation for a new
+        one: a `ready` left set here once let a stream opened during the reconnect go live on a
+        channel that was not subscribed, and miss what was published before it was again."""
+        self.pending = 0
+        self.ready.set()
+        self.ready = threading.Event()
+
 
 class _Listener:
     """One thread (a greenlet under gevent) reading the shared pub/sub connection.
 
     Commands are written by the subscribing thread under a lock while this thread reads, so a
     subscription takes effect at once. redis-py's reconnect-and-resubscribe is not used: it
-    silently loses what was published meanwhile. Instead a dropped connection ends every local
-    stream (they replay from SQL) before a new connection subscribes again.
+    silently loses what was published meanwhile. Instead a new connection subscribes every
+    channel again, then sends a PING: Redis answers in order, so its PONG means every one of
+    those SUBSCRIBEs is in force, and only then is the hub told (`resubscribed`) to have its
+    streams check SQL for what the gap swallowed. Checking earlier would leave a window between
+    the check and the SUBSCRIBE in which a publish is lost with nothing left to reveal it.
     """
 
     def __init__(self, broker, client_name):
@@ -140,6 +156,8 @@ class _Listener:
         self._channels = {}
         self._conn = None
         self._broken = False
+        self._awaiting_sweep = False
+        self._down = False  # the last attempt to connect failed, or the connection was lost
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="realtime-hub", daemon=True)
 
@@ -162,10 +180,16 @@ class _Listener:
             if state.refs == 1:
                 state.expect_confirmation()
                 self._send("SUBSCRIBE", channel)
+            if self._down:
+                return  # see below
             ready = state.ready
-        if not ready.wait(self.broker.subscribe_timeout):
+        if not ready.wait(self.broker.subscribe_timeout) and not self._down:
             self.unsubscribe(channel)
             raise BrokerUnavailable("Redis did not confirm the subscription in time")
+        # Confirmed, or Redis is unreachable: then the stream opens anyway and replays; the next
+        # connection subscribes this channel, and the check after it sends what the stream
+        # missed meanwhile (the watch covers the time until then). Only ephemeral events
+        # (typing, presence) are lost while Redis is away, as they would be anyway.
 
     def unsubscribe(self, channel):
         with self._lock:
@@ -205,15 +229,15 @@ class _Listener:
                 conn.disconnect()
             if self._stopped.is_set():
                 break
-            # Whatever was published while we were not subscribed is gone from pub/sub: end every
-            # local stream, so each client reconnects and replays from SQL.
-            self.broker._dropped()
+            # Whatever is published until the next connection's SUBSCRIBEs are in force is gone
+            # from pub/sub; the streams stay open and catch up from SQL after it (and the watch
+            # catches them up meanwhile). Retry soon: every second away is a second of delay.
             self._stopped.wait(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 1.0)
 
     def _connected(self, conn):
         with self._lock:
-            self._conn, self._broken = conn, False
+            self._conn, self._broken, self._down = conn, False, False
             for channel, state in list(self._channels.items()):
                 if state.refs:
                     state.pending = 0
@@ -221,12 +245,15 @@ class _Listener:
                     self._send("SUBSCRIBE", channel)
                 else:
                     del self._channels[channel]
+            self._send("PING")  # its PONG follows every confirmation above (see the class)
+            self._awaiting_sweep = True
 
     def _disconnected(self):
         with self._lock:
-            self._conn = None
+            self._conn, self._down = None, True
+            self._awaiting_sweep = False
             for channel, state in list(self._channels.items()):
-                state.pending = 0
+                state.connection_lost()
                 if not state.refs:
                     del self._channels[channel]
 
@@ -250,6 +277,11 @@ class _Listener:
         kind = reply[0]
         if kind == b"message":
             self.broker._on_message(reply[1], reply[2])
+        elif kind == b"pong":
+            with self._lock:
+                sweep, self._awaiting_sweep = self._awaiting_sweep, False
+            if sweep:
+                self.broker._resubscribed()
         elif kind == b"subscribe":
             with self._lock:
                 state = self._channels.get(reply[1])

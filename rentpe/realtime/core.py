@@ -30,6 +30,10 @@ DEFAULTS = {
     "REALTIME_SUBSCRIBE_TIMEOUT_SECONDS": 5,
     # The hub pings Redis after this long without traffic; no answer by the next one = dropped.
     "REALTIME_HUB_PING_SECONDS": 10,
+    # The watch (watch.py) compares every local stream with the event log this often, in one
+    # query per process: a committed event whose publish was lost reaches its open stream within
+    # about two of these, Redis or no Redis.
+    "STREAM_CHECK_SECONDS": 1,
 }
 
 
@@ -67,8 +71,11 @@ class Realtime:
             self.broker = InProcessBroker()
             self.presence = MemoryPresence(config)
         self.hub = Hub(self.broker, config)
+        self.watch = None  # watch.py, attached by init_app (it reads the event log)
 
     def shutdown(self):
+        if self.watch is not None:
+            self.watch.stop()
         self.hub.end_all()
         self.broker.shutdown()
 

@@ -177,6 +177,22 @@ def last_seq(user_id):
     return db.session.scalar(select(StreamCounter.seq).where(StreamCounter.user_id == user_id)) or 0
 
 
+# Users per statement of `last_seqs`: one statement for all the streams of a busy worker (SQLite
+# takes up to 32,766 bound parameters).
+LAST_SEQS_CHUNK = 10_000
+
+
+def last_seqs(user_ids):
+    """{user id: seq of their latest committed event} for these users (absent: none yet)."""
+    user_ids = sorted(user_ids)
+    found = {}
+    for start in range(0, len(user_ids), LAST_SEQS_CHUNK):
+        chunk = user_ids[start:start + LAST_SEQS_CHUNK]
+        found.update(db.session.execute(
+            select(StreamCounter.user_id, StreamCounter.seq).where(StreamCounter.user_id.in_(chunk))).all())
+    return found
+
+
 def events_after(user_id, cursor, limit):
     """Up to `limit` committed events of the user with seq > cursor, oldest first."""
     query = (

@@ -13,10 +13,14 @@ from .event import END
 # the client to reconnect at once and replay from its cursor.
 LIFETIME = "lifetime"
 SLOW = "slow"
-HUB_DROPPED = "hub-dropped"
+SHUTDOWN = "shutdown"  # the worker is exiting
 GAP = "gap"
 END_STREAMS = "end-streams"
 CLOSED = "closed"
+
+# Put in an inbox (instead of a payload) when its stream may have missed a publish: the stream
+# reads what it has not sent from SQL (`Stream._catch_up`).
+CATCH_UP = "catch-up"
 
 
 class Subscription:
@@ -26,6 +30,10 @@ class Subscription:
         self.user_id = user_id
         self.maxsize = maxsize
         self.ended = None
+        # Every seq <= cursor has been sent to the client; None until the stream has replayed.
+        # The watch (watch.py) compares it with the user's last committed seq.
+        self.cursor = None
+        self.catching_up = False
         self._items = collections.deque()
         # Over a plain lock (nothing here re-enters it): a Condition over the default re-entrant
         # lock holds five bound methods of it, and every open stream has one of these.
@@ -41,6 +49,16 @@ class Subscription:
             self._items.append(payload)
             self._ready.notify()
             return True
+
+    def catch_up(self):
+        """Have the stream read what it has not sent from SQL (once, however often asked until
+        it has). A catch-up is never refused for a full inbox: the stream is reading anyway."""
+        with self._ready:
+            if self.ended or self.catching_up:
+                return
+            self.catching_up = True
+            self._items.append(CATCH_UP)
+            self._ready.notify()
 
     def end(self, reason):
         """Drop whatever is waiting and wake the stream so it ends (it replays on reconnect)."""
@@ -75,7 +93,8 @@ class Hub:
         self.config = config
         self._lock = threading.Lock()
         self._local = {}
-        broker.attach(self.deliver, self.end_all)
+        self.on_resubscribed = None  # set by the watch: called when the broker may have lost payloads
+        broker.attach(self.deliver, self.resubscribed)
 
     def register(self, user_id):
         """A new inbox for `user_id`, live once this returns: the broker has confirmed the
@@ -113,7 +132,17 @@ class Hub:
             elif not subscription.put(payload):
                 subscription.end(SLOW)  # a client that can't keep up replays on reconnect
 
-    def end_all(self, reason=HUB_DROPPED):
+    def subscriptions(self):
+        with self._lock:
+            return [s for local in self._local.values() for s in local]
+
+    def resubscribed(self):
+        """The broker's subscriptions are in force again after a gap in which payloads may have
+        been lost: every stream checks SQL (through the watch) for what it has not sent."""
+        if self.on_resubscribed is not None:
+            self.on_resubscribed()
+
+    def end_all(self, reason=SHUTDOWN):
         with self._lock:
             subscriptions = [s for local in self._local.values() for s in local]
         for subscription in subscriptions:

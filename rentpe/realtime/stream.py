@@ -10,8 +10,10 @@ context later (delivery and presence hooks) pushes a fresh one built from the st
 Live events normally arrive in seq order. Two commits can publish out of order, though, and a
 publish can be lost; so the `id:` sent is always the highest seq below which everything was
 sent. An event that arrives ahead of a missing one is shown at once without an `id:`; if the
-missing one doesn't follow within `STREAM_GAP_SECONDS` the stream ends and the client replays
-from its cursor.
+missing one doesn't follow within `STREAM_GAP_SECONDS` the stream reads it from SQL (it is
+committed: one user's seqs commit in order). A missing event with nothing after it is found by
+the watch (`watch.py`), which has the stream catch up the same way. Catching up happens in place
+(`seq > cursor`, rendered as a replay is), without ending the stream.
 """
 import logging
 import queue
@@ -29,7 +31,7 @@ from . import eventlog as event_log
 from . import registry
 from .broker import BrokerUnavailable
 from .event import OPEN, PING, Durable, Ephemeral, data_lines, frame, html_frame, parse_payload
-from .hub import GAP, HUB_DROPPED, LIFETIME, SLOW
+from .hub import CATCH_UP, GAP, LIFETIME, SHUTDOWN, SLOW
 
 log = logging.getLogger(__name__)
 
@@ -110,16 +112,28 @@ class Stream:
         self.subscription = None
         self.backlog = []
         self.delivered = []  # events written to the client that a delivery hook wants
-        self.seen = 0  # every seq <= seen has been sent; it is the `id:` the client holds
+        self._seen = 0
         self.ahead = set()  # seqs > seen + 1 already sent (without id)
         self.gap_since = None
         self.ended = None
         self.closed = False
 
+    @property
+    def seen(self):
+        """Every seq <= seen has been sent; it is the `id:` the client holds."""
+        return self._seen
+
+    @seen.setter
+    def seen(self, seq):
+        self._seen = seq
+        if self.subscription is not None:
+            self.subscription.cursor = seq  # what the watch compares with the event log
+
     @classmethod
     def open(cls, user_id, cursor, environ, session):
         stream = cls(current_app._get_current_object(), user_id, environ, session)
         stream.subscription = stream.realtime.hub.register(user_id)
+        stream.realtime.watch.ensure_running(stream.app)
         try:
             stream._replay(cursor)
             stream.backlog.extend(html_frame(html) for html in registry.render_snapshots(user_id))
@@ -145,10 +159,15 @@ class Stream:
         self.seen = rows[-1].seq if rows else cursor
 
     def _resync(self):
+        self.backlog.append(self._resync_frame())
+
+    def _resync_frame(self):
         # Too far behind to replay event by event: the page reloads its state, and the `id:`
         # moves the client's cursor to now. Later events come live.
         self.seen = event_log.last_seq(self.user_id)
-        self.backlog.append(frame(data_lines(str(self.seen)), id=self.seen, event="resync"))
+        self.ahead.clear()
+        self.gap_since = None
+        return frame(data_lines(str(self.seen)), id=self.seen, event="resync")
 
     def _presence_open(self):
         try:
@@ -178,8 +197,16 @@ class Stream:
                 self.ended = LIFETIME
                 return
             if self.gap_since is not None and now >= self.gap_since + gap_seconds:
-                self.ended = GAP
-                return
+                # The missing event's publish was lost: it is committed (seqs of one user commit
+                # in order), so SQL has it. Still missing after that, the client replays.
+                text = self._catch_up()
+                if text:
+                    yield text
+                self._after_delivery()
+                if self.gap_since is not None:
+                    self.ended = GAP
+                    return
+                continue
             if now >= next_beat:
                 yield PING
                 self._refresh_presence()
@@ -203,6 +230,9 @@ class Stream:
             if payload is None:
                 self.ended = self.subscription.ended
                 break
+            if payload is CATCH_UP:
+                out.append(self._catch_up())
+                continue
             try:
                 message = parse_payload(payload)
             except ValueError:
@@ -230,6 +260,19 @@ class Stream:
             self.seen += 1
         self.gap_since = time.monotonic() if self.ahead else None
         return frame(message.body, id=self.seen)
+
+    def _catch_up(self):
+        """What the watch found unsent (a publish lost, or swallowed by a Redis reconnect): read
+        `seq > seen` from SQL and send it as a replay would, in place, without ending the stream.
+        Events already sent ahead without an id are skipped by `_durable`."""
+        self.subscription.catching_up = False  # from now on, a later finding queues another
+        limit = self.config["STREAM_REPLAY_LIMIT"]
+        with self._context():
+            rows = event_log.events_after(self.user_id, self.seen, limit + 1)
+            if len(rows) > limit:
+                return self._resync_frame()
+            rendered = [(row, registry.render(row)) for row in rows]
+        return "".join(self._durable(Durable(row.seq, row.kind, data_lines(html), row.data)) for row, html in rendered)
 
     def _refresh_presence(self):
         try:
@@ -260,7 +303,7 @@ class Stream:
             return
         self.closed = True
         self.realtime.hub.unregister(self.subscription)
-        reconnecting = self.ended in (LIFETIME, SLOW, HUB_DROPPED, GAP)  # the client comes right back
+        reconnecting = self.ended in (LIFETIME, SLOW, SHUTDOWN, GAP)  # the client comes right back
         try:
             offline = self.realtime.presence.close(self.user_id, self.id, reconnecting)
         except Exception as exc:

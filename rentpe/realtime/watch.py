@@ -1,0 +1,91 @@
+"""The watch: a bound on how late a committed event can reach an open stream, whatever Redis does.
+
+Pub/sub is a doorbell that can stay silent: a publish fails while the subscription survives
+(Redis refused or timed out one command), or Redis drops the hub's connection and what is
+published until it subscribes again is gone. A stream learns of a gap only when a later event of
+the same user arrives, and for the last message to a person nothing later may come.
+
+So each process runs one watch (a thread; a greenlet under gevent) while it has open streams:
+
+- every `STREAM_CHECK_SECONDS` it reads the last committed seq of every user with a stream here,
+  in ONE query for all of them (never one per stream), and has each stream that is still behind
+  the seq read one check earlier catch up from SQL. One check of grace, because an event just
+  committed is normally a publish away from its stream; an event older than that was missed. An
+  event committed while its recipient has a stream open therefore reaches it within about two
+  intervals, even with Redis down the whole time;
+- when the broker's subscriptions are in force again after a lost connection (`poke`), it checks
+  at once and without grace: anything published in the gap is lost for good.
+
+Catching up is the stream's own indexed read of `seq > cursor` (`Stream._catch_up`); a stream that
+is not behind costs nothing but its entry in the one query.
+"""
+import logging
+import os
+import threading
+
+from ..extensions import db
+from . import eventlog
+
+log = logging.getLogger(__name__)
+
+
+class Watch:
+    def __init__(self, hub, config):
+        self.hub = hub
+        self.config = config
+        self._lock = threading.Lock()
+        self._thread = None
+        self._pid = None
+        self._app = None
+        self._poked = threading.Event()
+        self._stopped = threading.Event()
+        hub.on_resubscribed = self.poke
+
+    def ensure_running(self, app):
+        """Called after a stream registered: start the watch if this process has none (the
+        first stream, a forked worker, or after the watch stopped for want of streams)."""
+        with self._lock:
+            if self._stopped.is_set() or (self._thread is not None and self._pid == os.getpid()):
+                return
+            self._app, self._pid = app, os.getpid()
+            self._thread = threading.Thread(target=self._run, name="realtime-watch", daemon=True)
+            self._thread.start()
+
+    def poke(self):
+        """Check every stream now, without grace (called by the hub after a resubscribe)."""
+        self._poked.set()
+
+    def stop(self):
+        self._stopped.set()
+        self._poked.set()
+
+    def _run(self):
+        earlier = {}
+        while not self._stopped.is_set():
+            poked = self._poked.wait(self.config["STREAM_CHECK_SECONDS"])
+            self._poked.clear()
+            if self._stopped.is_set():
+                return
+            with self._lock:
+                subscriptions = self.hub.subscriptions()
+                if not subscriptions:
+                    self._thread = None  # a stream registering from now on starts a new one
+                    return
+            try:
+                now = self._last_seqs({s.user_id for s in subscriptions})
+            except Exception as exc:  # the database is unreachable: try again next time
+                log.warning("realtime watch could not read the event log: %s", exc)
+                continue
+            for subscription in subscriptions:
+                due = now if poked else earlier
+                cursor = subscription.cursor
+                if cursor is not None and cursor < due.get(subscription.user_id, 0):
+                    subscription.catch_up()
+            earlier = now
+
+    def _last_seqs(self, user_ids):
+        with self._app.app_context():
+            try:
+                return eventlog.last_seqs(user_ids)
+            finally:
+                db.session.remove()
