@@ -3,8 +3,8 @@
     gunicorn -c deploy/gunicorn.conf.py app:app
 
 Bind address and worker count come from the environment (`GUNICORN_BIND`, `WEB_CONCURRENCY`);
-everything else is fixed here because it follows from how the `/events` stream works (see the
-design notes, "The stream, concretely"). Command-line flags override these values.
+everything else is fixed here because it follows from how the `/events` stream works (see
+docs/architecture.md, "The stream's settings"). Command-line flags override these values.
 
 This file must not import the application: gevent patches the standard library when each worker
 starts, and anything imported here (in the master, before the fork) would hold unpatched sockets.

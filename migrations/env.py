@@ -92,7 +92,12 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # No such database, or no server there: one line saying what to do, not a traceback.
+    from rentpe.cli import reaching_the_database
+
+    with reaching_the_database(connectable.url):
+        connection = connectable.connect()
+    with connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # SQLite alters a table by copying it and dropping the old one (batch mode): with

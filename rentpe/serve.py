@@ -12,6 +12,7 @@ def serve(app):
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+    check_database(app)
     print(demo.logins_text(), flush=True)
     print(f"RentPe is running on http://{host}:{port}/  (Ctrl+C stops it)", flush=True)
     server = WSGIServer((host, port), app, log=sys.stdout if app.debug else None)
@@ -19,3 +20,18 @@ def serve(app):
         server.serve_forever()
     except KeyboardInterrupt:
         server.stop(timeout=2)
+
+
+def check_database(app):
+    """Connect once before serving: a database that can't be reached ends the start-up with one
+    line saying what to do (rentpe/cli.py), rather than a traceback on every request."""
+    from .cli import DatabaseUnavailable, reaching_the_database
+    from .extensions import db
+
+    with app.app_context():
+        try:
+            with reaching_the_database(), db.engine.connect():
+                pass
+        except DatabaseUnavailable as exc:
+            print(f"Error: {exc.message}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
