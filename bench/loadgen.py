@@ -15,7 +15,10 @@ tab that runs htmx:
    earlier ones finished) between the two users of a random pair, each with a unique body and a
    fresh client key, as htmx does (`HX-Request: true`, `X-CSRFToken`); a failed POST is retried
    with the same client key (the server stores it once);
-4. wait for the stragglers, then report.
+4. with `--last-round S`: send every user one last message from its partner, spread over S
+   seconds, and nothing after it, so that a message a fault lost has no later one to reveal the
+   gap (the fault scripts strike during this round);
+5. wait for the stragglers, then report.
 
 What counts: a message is delivered when its body arrives inside a message fragment
 (`<li id="msg-…">…<div class="msg-body">body</div>`) in the recipient's stream; the inbox-row
@@ -42,7 +45,9 @@ reordered are counted over all of them. The peer replays nothing after a reconne
 emitted while a socket was away counts as lost.
 
 Progress lines go to stderr (`phase: <name>`), so a fault script can act at the right moment;
-the report is one JSON object on stdout (and in `--json`).
+the report is one JSON object on stdout (and in `--json`). `last_round` lists, for each message
+of the last round, when its POST started and when it arrived (wall clock, seconds; None if it
+never did), so a fault script can check them against the moment the fault was over.
 """
 from gevent import monkey
 
@@ -66,7 +71,7 @@ from gevent.pool import Pool  # noqa: E402
 
 CSRF = re.compile(rb'<meta name="csrf-token" content="([^"]+)"')
 CURSOR = re.compile(rb'/events\?after=(\d+)')
-MESSAGE = re.compile(r'<li id="msg-(\d+)".*?class="msg-body">(bm[a-z0-9]+-r?\d+)<', re.S)
+MESSAGE = re.compile(r'<li id="msg-(\d+)".*?class="msg-body">(bm[a-z0-9]+-[rl]?\d+)<', re.S)
 SENT_ID = re.compile(rb'<li id="msg-(\d+)"')
 
 
@@ -382,6 +387,7 @@ class Run:
         self.unsent = 0
         self.cuts = 0
         self.streams = {}
+        self.last_round = []  # tokens of the last round
 
     # What arrives --------------------------------------------------------------------------
 
@@ -466,6 +472,28 @@ class Run:
         send_seconds = time.perf_counter() - start
         gevent.joinall(workers)
         return send_seconds
+
+    def send_last_round(self, clients, conversations):
+        """Every user gets one last message from its partner, spread over --last-round seconds."""
+        users = list(range(self.args.streams))
+        random.shuffle(users)
+        spread, start, workers = self.args.last_round, time.perf_counter(), []
+        for n, recipient in enumerate(users):
+            delay = start + spread * n / len(users) - time.perf_counter()
+            if delay > 0:
+                gevent.sleep(delay)
+            k = recipient // 2
+            self.last_round.append(f"{self.tag}-l{n}")
+            workers.append(gevent.spawn(self._send, clients[recipient ^ 1], clients[recipient],
+                                        conversations[f"{2*k}-{2*k+1}"], f"l{n}", 1))
+        gevent.joinall(workers)
+
+    def last_round_times(self):
+        """[[POST start, arrival or None], …] of the last round, wall clock."""
+        wall = time.time() - time.perf_counter()
+        return [[round(self.sent[t][0] + wall, 3),
+                 round(self.deliveries[t][0] + wall, 3) if t in self.deliveries else None]
+                for t in self.last_round if t in self.sent]
 
     def _send(self, sender, recipient, conversation_id, n, copies):
         token = f"{self.tag}-{n}"
@@ -614,6 +642,8 @@ def main(argv=None):
     parser.add_argument("--post-deadline", type=float, default=60, help="seconds a send keeps retrying")
     parser.add_argument("--cut-streams", type=float, default=0,
                         help="cut each stream mid-frame after a random time (mean seconds), then reconnect")
+    parser.add_argument("--last-round", type=float, default=0,
+                        help="after sending, one last message to every user, spread over this many seconds")
     parser.add_argument("--race", action="store_true", help="send one message per pair between page render and stream open")
     parser.add_argument("--transport", choices=["sse", "socketio"], default="sse",
                         help="sse: RentPe (streams and POSTs); socketio: the Socket.IO peer in bench/peers/")
@@ -651,6 +681,9 @@ def main(argv=None):
     phase("sending")
     cpu_start, wall_start, own_start = cpu_seconds(pids), time.perf_counter(), own_cpu_seconds()
     send_seconds = run.send_all(clients, conversations) if args.rate else 0
+    if args.last_round:
+        phase("last-round")
+        run.send_last_round(clients, conversations)
     cpu_send = cpu_seconds(pids) - cpu_start
     own_send = own_cpu_seconds() - own_start
     wall_send = time.perf_counter() - wall_start
@@ -686,6 +719,7 @@ def main(argv=None):
         "reconnects": reconnects, "cuts": run.cuts, "post_errors": run.post_errors,
         "stream_errors": {str(k): v for k, v in run.stream_errors.items()},
         "lost_tokens": sorted(set(run.sent) - set(run.deliveries))[:10],
+        "last_round": run.last_round_times(),
     }
     text = json.dumps(report)
     print(text, flush=True)
