@@ -74,8 +74,6 @@ def test_an_event_that_renders_nothing_still_moves_the_cursor():
 def test_broker_payloads_round_trip():
     body = data_lines("<p>x</p>\n<p>y</p>")
     assert parse_payload(durable_payload(12, "chat.message", body)) == Durable(12, "chat.message", body)
-    data = {"conversation_id": 3, "message_id": 41, "sender_id": 7, "note": "a b\nc"}
-    assert parse_payload(durable_payload(12, "chat.message", body, data)) == Durable(12, "chat.message", body, data)
     assert parse_payload(ephemeral_payload(html_frame("<i>…</i>"))) == Ephemeral("data: <i>…</i>\n\n")
     assert isinstance(parse_payload(END), End)
     with pytest.raises(ValueError):

@@ -48,37 +48,6 @@ def test_a_rolled_back_event_leaves_no_gap(buyer):
     assert db.session.get(StreamEvent, (buyer.id, 1)).data == {"n": "kept"}
 
 
-def test_record_if_records_only_when_its_write_returned_a_row(buyer, seller, moderator):
-    """`record_if` runs its guarded write and records the events only if the write returned its
-    row (one statement on PostgreSQL, two elsewhere), with the same seqs `record` would give;
-    rolled back, it leaves no gap; with no recipients it is the write alone."""
-    from sqlalchemy import text
-
-    realtime.record([seller.id], "test.note", {"n": 0})
-    guarded = text("UPDATE users SET display_name = :name WHERE id = :id AND display_name <> :name"
-                   " RETURNING id, display_name")
-    row, events = realtime.record_if(guarded, {"id": moderator.id, "name": "Renamed"}, [seller.id, buyer.id],
-                                     "test.note", {"n": 1})
-    db.session.commit()
-    assert (row.id, row.display_name) == (moderator.id, "Renamed")
-    assert [(e.user_id, e.seq, e.data) for e in events] == sorted([(buyer.id, 1, {"n": 1}), (seller.id, 2, {"n": 1})])
-    assert seqs(seller) == [1, 2] and seqs(buyer) == [1]
-
-    row, events = realtime.record_if(guarded, {"id": moderator.id, "name": "Renamed"}, [seller.id], "test.note", {"n": 2})
-    assert (row, events) == (None, [])  # the guard held: nothing written, nothing recorded
-    row, events = realtime.record_if(guarded, {"id": moderator.id, "name": "Gone"}, [seller.id], "test.note", {"n": 3})
-    assert row is not None and [e.seq for e in events] == [3]
-    db.session.rollback()
-    row, events = realtime.record_if(guarded, {"id": moderator.id, "name": "Kept"}, [seller.id], "test.note", {"n": 4})
-    db.session.commit()
-    assert [e.seq for e in events] == [3] and seqs(seller) == [1, 2, 3]
-    assert db.session.get(StreamEvent, (seller.id, 3)).data == {"n": 4}
-
-    row, events = realtime.record_if(guarded, {"id": moderator.id, "name": "Alone"}, [], "test.note", {"n": 5})
-    db.session.commit()
-    assert row.display_name == "Alone" and events == [] and seqs(seller) == [1, 2, 3]
-
-
 @pytest.mark.parametrize("kind", ["", "x" * 41, "has space", "new\nline"])
 def test_kinds_that_cannot_travel_are_refused(buyer, kind):
     with pytest.raises(ValueError):

@@ -299,12 +299,21 @@ def test_hostile_html_in_an_event_stays_one_message(buyer, buyer_client, open_st
                                   {"id": "2", "event": None, "data": expected}]
 
 
-def test_delivery_hooks_run_after_the_write_and_may_publish(buyer, seller, buyer_client, make_client, open_stream):
+def delivery_cursor(user):
+    from rentpe.realtime.models import StreamCounter
+
+    db.session.expire_all()
+    return db.session.get(StreamCounter, user.id).delivered_seq
+
+
+def test_the_delivery_cursor_follows_what_streams_wrote_in_rounds(app, buyer, seller, buyer_client, make_client,
+                                                                  open_stream):
+    app.config["STREAM_CHECK_SECONDS"] = 0.2
     calls = []
 
-    def delivered(user_id, events):
-        calls.append((user_id, [e.seq for e in events], request.path, current_user.id))
-        realtime.record([seller.id], "test.note", {"n": f"receipt-{events[-1].seq}"})
+    def delivered(events):
+        calls.append(sorted((e.user_id, e.seq, e.data["n"]) for e in events))
+        realtime.record([seller.id], "test.note", {"n": f"receipt-{events[-1].seq}"})  # hooks may publish
         db.session.commit()
 
     realtime.register_delivery_hook("test.note", delivered)
@@ -312,29 +321,91 @@ def test_delivery_hooks_run_after_the_write_and_may_publish(buyer, seller, buyer
     seller_client.login(seller)
     seller_stream = open_stream(seller_client, after=0)
     note([buyer], "replayed")
-    stream = open_stream(buyer_client, after=0)
-    stream.messages(1)
+    note([buyer], "replayed-too")
+    stream = open_stream(buyer_client, after=1)  # the client had seq 1 already
+    assert shown(stream.messages(1)) == [("2", "replayed-too")]
     note([buyer], "live")
-    stream.messages(1)
+    assert shown(stream.messages(1)) == [("3", "live")]
     stream.next()  # the write of "live" has returned
-    assert calls == [(buyer.id, [1], "/events", buyer.id), (buyer.id, [2], "/events", buyer.id)]
-    assert [n for _, n in shown(seller_stream.messages(2))] == ["receipt-1", "receipt-2"]
+    assert shown(seller_stream.read_until(lambda m: "receipt-3" in (m.get("data") or ""), timeout=2))[-1][1] == "receipt-3"
+    assert delivery_cursor(buyer) == 3
+    # Each event passed once, in order, in the watch's rounds; seq 1 came through an earlier stream.
+    assert [event for call in calls for event in call] == [(buyer.id, 2, "replayed-too"), (buyer.id, 3, "live")]
 
 
-def test_delivery_hooks_get_the_events_data_and_only_the_events_they_want(buyer, buyer_client, open_stream):
-    calls = []
-    realtime.register_delivery_hook("test.note", lambda user_id, events: calls.append(
-        [(e.user_id, e.seq, e.kind, e.data) for e in events]), wants=lambda user_id, data: data["n"] != "skip")
-    note([buyer], "replayed")
-    note([buyer], "skip")
+def test_the_last_writes_of_a_closed_stream_still_count_as_delivered(app, buyer, buyer_client, open_stream):
+    app.config["STREAM_CHECK_SECONDS"] = 0.3
+    delivered = []
+    realtime.register_delivery_hook("test.note", lambda events: delivered.extend(e.seq for e in events))
     stream = open_stream(buyer_client, after=0)
-    stream.messages(2)
-    note([buyer], "skip")
-    stream.messages(1)
-    note([buyer], "live")
-    stream.messages(1)
-    stream.next()  # the write of "live" has returned
-    assert calls == [[(buyer.id, 1, "test.note", {"n": "replayed"})], [(buyer.id, 4, "test.note", {"n": "live"})]]
+    note([buyer], "just-in-time")
+    assert shown(stream.messages(1)) == [("1", "just-in-time")]
+    stream.next()  # the write has returned (a heartbeat follows it)
+    stream.close()  # before the watch's next round
+    deadline = time.monotonic() + 2
+    while not delivered and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert delivered == [1] and delivery_cursor(buyer) == 1
+
+
+def test_one_round_records_every_streams_deliveries_in_one_statement(app, buyer, seller, moderator, make_client,
+                                                                     open_stream):
+    from sqlalchemy import event as sa_event
+
+    app.config["STREAM_CHECK_SECONDS"] = 0.3
+    realtime.register_delivery_hook("test.note", lambda events: None)
+    people = [buyer, seller, moderator]
+    streams = []
+    for person in people:
+        person_client = make_client()
+        person_client.login(person)
+        streams.append(open_stream(person_client, after=0))
+    updates = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE STREAM_COUNTERS"):
+            updates.append(len(parameters) if executemany else 1)
+
+    sa_event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        note(people, "to-all")
+        for stream in streams:
+            assert shown(stream.messages(1)) == [("1", "to-all")]
+            stream.next()  # the write has returned
+        deadline = time.monotonic() + 2
+        while not all(delivery_cursor(p) == 1 for p in people) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", seen)
+    assert all(delivery_cursor(p) == 1 for p in people)
+    assert updates == [3] or (len(updates) > 1 and sum(updates) == 3)  # one statement a round, all streams in it
+    assert len(updates) <= 2
+
+
+def test_a_stream_writes_nothing_to_the_database_per_event(app, buyer, buyer_client, open_stream):
+    from sqlalchemy import event as sa_event
+
+    app.config["STREAM_CHECK_SECONDS"] = 60  # no round of the watch during the test
+    writes = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith("SELECT"):
+            writes.append(statement)
+
+    stream = open_stream(buyer_client, after=0)
+    sa_event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        for n in range(3):
+            with app.app_context():
+                realtime.record([buyer.id], "test.note", {"n": n})
+                db.session.commit()
+                writes.clear()  # the writer's own statements
+                realtime.publish_committed()
+            assert shown(stream.messages(1)) == [(str(n + 1), str(n))]
+        stream.quiet_for(0.2)
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", seen)
+    assert writes == []
 
 
 def test_the_page_renders_a_cursor_read_before_its_data(app, buyer, client):

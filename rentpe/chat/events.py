@@ -158,27 +158,28 @@ def render_typing(conversation, user):
     return render_template("chat/_typing.html", conversation=conversation, typist=user, oob=True)
 
 
-def wants_delivery_receipt(user_id, data):
-    """A message reaching its recipient moves their delivery cursor; my own message reaching my
-    other tabs does nothing (decided in the stream, before any context or query)."""
-    return bool(data.get("conversation_id") and data.get("message_id")) and data.get("sender_id") != user_id
-
-
-def on_messages_delivered(user_id, events):
-    """Messages from others reached one of `user_id`'s streams: move their delivery cursors.
+def on_messages_delivered(events):
+    """Private messages passed their recipients' delivery cursors (a round of the realtime
+    watch): move each recipient's cursor per conversation, and tell the sender.
 
     Only private conversations' messages (`MESSAGE`) have this hook: boards show who has *seen*
     the last message, not who received it (a receipt per member for every member a message
-    reaches would cost an event per member)."""
-    from .services import mark_delivered
+    reaches would cost an event per member). A sender's own message reaching their other tabs
+    marks nothing."""
+    from .services import record_deliveries
 
-    up_to, senders = {}, {}
+    up_to, senders = defaultdict(dict), defaultdict(dict)
     for event in events:
-        conversation_id, message_id = event.data["conversation_id"], event.data["message_id"]
-        up_to[conversation_id] = max(up_to.get(conversation_id, 0), message_id)
-        senders.setdefault(conversation_id, set()).add(event.data["sender_id"])
-    # In a private conversation the sender is the one other participant: they get the receipt.
-    mark_delivered(user_id, up_to, notify=senders)
+        data = event.data or {}
+        conversation_id, message_id, sender_id = data.get("conversation_id"), data.get("message_id"), data.get("sender_id")
+        if not (conversation_id and message_id) or sender_id == event.user_id:
+            continue
+        mine = up_to[event.user_id]
+        mine[conversation_id] = max(mine.get(conversation_id, 0), message_id)
+        # In a private conversation the sender is the one other participant: they get the receipt.
+        senders[event.user_id].setdefault(conversation_id, set()).add(sender_id)
+    if up_to:
+        record_deliveries(up_to, senders)
 
 
 def on_presence_changed(user_id, online):
@@ -200,5 +201,5 @@ def init_app(app):
     realtime.register_renderer(RECEIPT, render_receipt_event)
     realtime.register_renderer(HIDDEN, render_hidden_event)
     realtime.register_snapshot(render_badge_snapshot)
-    realtime.register_delivery_hook(MESSAGE, on_messages_delivered, wants=wants_delivery_receipt)
+    realtime.register_delivery_hook(MESSAGE, on_messages_delivered)
     realtime.register_presence_hook(on_presence_changed)

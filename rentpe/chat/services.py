@@ -115,8 +115,7 @@ _SEND_STORE = _send_statement(
 # The recipient's delivery cursor moves forward (never back; boards have no delivery receipts,
 # though events recorded before they had a kind of their own may still be replayed as plain
 # messages). It returns what the receipt of the other participant (`p_notify`) shows: the
-# recipient's cursors and the other's last sent message. Written out: `realtime.record_if` makes
-# it part of one statement with the receipt event on PostgreSQL.
+# recipient's cursors and the other's last sent message.
 _MARK_DELIVERED = text(
     "UPDATE participants SET delivered_message_id = :p_up_to, delivered_at = :p_now"
     " WHERE conversation_id = :p_conversation AND user_id = :p_user AND delivered_message_id < :p_up_to"
@@ -293,37 +292,45 @@ def mark_delivered(user_id, up_to_by_conversation, notify=None):
     participant of a conversation whose cursor moved gets a receipt event; `notify`
     ({conversation id: user ids}) names them when the caller knows (the sender of a private
     conversation's message is its one other participant), saving a query per conversation.
-
-    Each conversation's cursor and receipt are one statement on PostgreSQL, committed on its own
-    (no transaction around it); the receipt's live render gets the state it shows as a hint."""
-    if not up_to_by_conversation:
-        return []
-    notify = notify or {}
-    now = utcnow()
-    moved = []
-    with without_a_transaction(db.session()):
-        for conversation_id, up_to in sorted(up_to_by_conversation.items()):
-            others = notify.get(conversation_id)
-            if others is None:
-                others = db.session.scalars(
-                    select(Participant.user_id)
-                    .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
-                ).all()
-            others = sorted(others)
-            row, receipts = realtime.record_if(
-                _MARK_DELIVERED,
-                {"p_conversation": conversation_id, "p_user": user_id, "p_up_to": up_to, "p_now": now,
-                 "p_direct": DIRECT, "p_notify": others[0] if len(others) == 1 else None},
-                others, RECEIPT, {"conversation_id": conversation_id, "recipient_id": user_id})
-            if row is None:
-                continue
-            moved.append(conversation_id)
-            if len(others) == 1 and row.notify_last_sent_message_id is not None:
-                receipt = receipt_of(row.notify_last_sent_message_id, [row])
-                for event in receipts:
-                    event.hints = {"receipt": receipt}
-        db.session.commit()
+    Returns the conversations whose cursor moved."""
+    moved = _move_delivery_cursors(user_id, up_to_by_conversation, notify or {})
+    db.session.commit()
     realtime.publish_committed()
+    return moved
+
+
+def record_deliveries(deliveries, notify):
+    """`mark_delivered` for many recipients at once ({user id: {conversation id: up to}}), in one
+    transaction: the realtime watch hands over a round of deliveries at a time."""
+    for user_id, up_to_by_conversation in sorted(deliveries.items()):
+        _move_delivery_cursors(user_id, up_to_by_conversation, notify.get(user_id, {}))
+    db.session.commit()
+    realtime.publish_committed()
+
+
+def _move_delivery_cursors(user_id, up_to_by_conversation, notify):
+    """In the open transaction: each conversation's cursor forward, and a receipt for the others
+    when it moved; the receipt's live render gets the state it shows as a hint."""
+    now, moved = utcnow(), []
+    for conversation_id, up_to in sorted(up_to_by_conversation.items()):
+        others = notify.get(conversation_id)
+        if others is None:
+            others = db.session.scalars(
+                select(Participant.user_id)
+                .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
+            ).all()
+        others = sorted(others)
+        row = db.session.execute(_MARK_DELIVERED, {
+            "p_conversation": conversation_id, "p_user": user_id, "p_up_to": up_to, "p_now": now,
+            "p_direct": DIRECT, "p_notify": others[0] if len(others) == 1 else None}).first()
+        if row is None:
+            continue
+        moved.append(conversation_id)
+        receipts = realtime.record(others, RECEIPT, {"conversation_id": conversation_id, "recipient_id": user_id})
+        if len(others) == 1 and row.notify_last_sent_message_id is not None:
+            receipt = receipt_of(row.notify_last_sent_message_id, [row])
+            for event in receipts:
+                event.hints = {"receipt": receipt}
     return moved
 
 

@@ -14,9 +14,8 @@ Features write events through it; `/events` streams them. The contract:
    savepoint they were recorded in) drops them. `publish_committed()` (called by the service
    right after its commit, and by an `after_request` safety net) renders each committed event
    with the renderer registered for its kind and publishes `b"<seq> <kind>\\n<data lines>"` to
-   the recipient's channel (`event.py`); a kind with delivery hooks carries its data along, so
-   a stream runs its hooks without reading the event back. A failed publish is logged and not
-   retried: the SQL log is the source of truth and the stream replays it.
+   the recipient's channel (`event.py`). A failed publish is logged and not retried: the SQL log
+   is the source of truth and the stream replays it.
 3. The stream (`GET /events`, see `stream.py`): 401 when logged out. Register with the process hub
    FIRST, then replay `seq > cursor` from SQL (cursor = `Last-Event-ID` header, else `?after=`),
    rendered by the same renderers, then send the snapshot fragments (unread badge…), then go live,
@@ -34,6 +33,10 @@ Features write events through it; `/events` streams them. The contract:
 4. Fragments swap by stable element ids, so applying an event twice changes nothing.
 5. Ephemeral events (`ephemeral()`: typing, presence) carry no `id:` and are never replayed.
 6. `end_streams(user_id)` ends every open stream of a user on every worker (logout, suspension).
+7. Delivered is a cursor. A stream notes the last seq it has written to its client; each
+   process's watch moves every such user's `stream_counters.delivered_seq` forward in one
+   statement per round and hands the events it passed to the kind's delivery hooks (chat derives
+   its "Delivered" receipts there). A stream never writes, and never calls a feature, per event.
 
 The wire format is in `event.py`; the brokers (in-process, Redis) in `broker.py`; the per-process
 fan-out in `hub.py`; presence (who has a live stream, with expiry) in `presence.py`.
@@ -42,18 +45,14 @@ The API (nothing else is meant to be imported from here):
 
     init_app(app)                           broker from REDIS_URL (in-process when unset)
     record(user_ids, kind, data)            -> [StreamEvent], in the caller's transaction
-    record_if(when, params, user_ids, kind, data)
-                                            -> (row | None, [StreamEvent]): `record` only if the
-                                            write `when` returned its row (one statement on PostgreSQL)
     publish_committed()                     right after db.session.commit()
     ephemeral(user_ids, html, event=None)   now, no id, never stored
     end_streams(user_id)                    every open stream of the user, on every worker
     last_seq(user_id)                       -> int
     register_renderer(kind, fn)             fn(event) -> HTML | None, for event.user_id
     register_snapshot(fn)                   fn(user_id) -> HTML | None, on every stream open
-    register_delivery_hook(kind, fn, wants=None)
-                                            fn(user_id, events) once written to a client;
-                                            wants(user_id, data) picks the events, in the stream
+    register_delivery_hook(kind, fn)        fn(events) once the user's delivery cursor passed them:
+                                            in batches, by the watch, never by the stream
     register_presence_hook(fn)              fn(user_id, online) on first open / last close
     presence.online(user_ids) -> {ids}; presence.last_seen(user_id) -> datetime | None
 
@@ -70,12 +69,12 @@ import logging
 from . import presence
 from .core import Realtime, current, settings
 from .event import END, ephemeral_payload, html_frame
-from .eventlog import last_seq, publish_committed, record, record_if
+from .eventlog import last_seq, publish_committed, record
 from .registry import register_delivery_hook, register_presence_hook, register_renderer, register_snapshot
 from .watch import Watch
 
 __all__ = [
-    "init_app", "shutdown", "record", "record_if", "publish_committed", "ephemeral", "end_streams", "last_seq",
+    "init_app", "shutdown", "record", "publish_committed", "ephemeral", "end_streams", "last_seq",
     "register_renderer", "register_snapshot", "register_delivery_hook", "register_presence_hook", "presence",
 ]
 

@@ -9,11 +9,9 @@ would turn it into anyway.
 Broker payloads are bytes whose first line says what follows:
 
     b"<seq> <kind>\\n<data lines>"   durable: the stream adds `id:` (see `stream.py`)
-    b"<seq> <kind> <json>\\n<…>"       durable, with the event's data for the delivery hooks
     b"~\\n<frame>"                    ephemeral: a complete frame without `id:`
     b"!end\\n"                        control: end every stream of that user
 """
-import json
 import re
 from dataclasses import dataclass
 
@@ -64,11 +62,8 @@ def html_frame(html, *, id=None, event=None):
 
 # Broker payloads -------------------------------------------------------------------------------
 
-def durable_payload(seq, kind, body, data=None):
-    """`data` (the event's JSON data) rides along only when a delivery hook will want it, so a
-    stream can run its hooks without reading the event back from SQL."""
-    head = f"{int(seq)} {kind}" if data is None else f"{int(seq)} {kind} {json.dumps(data, separators=(',', ':'))}"
-    return f"{head}\n{body}".encode()
+def durable_payload(seq, kind, body):
+    return f"{int(seq)} {kind}\n{body}".encode()
 
 
 def ephemeral_payload(frame_text):
@@ -80,7 +75,6 @@ class Durable:
     seq: int
     kind: str
     body: str
-    data: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +94,6 @@ def parse_payload(payload):
     if head == EPHEMERAL_MARK:
         return Ephemeral(rest.decode())
     seq, _, kind = head.partition(b" ")
-    kind, _, data = kind.partition(b" ")
-    if not seq.isdigit() or not kind:
+    if not seq.isdigit() or not kind or b" " in kind:
         raise ValueError(f"not a stream payload: {payload[:40]!r}")
-    return Durable(int(seq), kind.decode(), rest.decode(), json.loads(data) if data else None)
+    return Durable(int(seq), kind.decode(), rest.decode())

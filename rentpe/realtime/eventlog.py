@@ -16,8 +16,7 @@ import logging
 
 from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
-from sqlalchemy import JSON, DateTime, bindparam, insert, select, text
-from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy import JSON, DateTime, and_, bindparam, insert, or_, select, text, update
 
 from ..database import is_postgresql, without_a_transaction
 from ..extensions import db
@@ -37,18 +36,12 @@ SEQ_CHUNK = 500
 _INSERT_EVENTS = insert(StreamEvent.__table__)
 
 
-def _seqs_sql(count, only_if=None):
+def _seqs_sql(count):
     """The upsert of `count` users' counters: creates each on first use, otherwise bumps it under
     its row lock (held to the end of the transaction), returning (user_id, new seq). Rows are
     upserted in the order of the VALUES list, so the locks are taken in that order. SQLite ≥ 3.35
-    and PostgreSQL both accept it as written. `only_if` (PostgreSQL): the name of a CTE earlier in
-    the statement; the counters move only if it returned a row."""
-    if only_if is None:
-        source = "VALUES " + ", ".join(f"(:u{i}, 1)" for i in range(count))
-    else:
-        users = ", ".join(f"(CAST(:u{i} AS INTEGER))" for i in range(count))
-        source = (f"SELECT recipient.user_id, 1 FROM (VALUES {users}) AS recipient (user_id)"
-                  f" WHERE EXISTS (SELECT 1 FROM {only_if})")
+    and PostgreSQL both accept it as written."""
+    source = "VALUES " + ", ".join(f"(:u{i}, 1)" for i in range(count))
     return (f"INSERT INTO stream_counters (user_id, seq) {source} "
             "ON CONFLICT (user_id) DO UPDATE SET seq = stream_counters.seq + 1 RETURNING user_id, seq")
 
@@ -72,18 +65,6 @@ def _record_statement(count):
     """PostgreSQL: the seqs and the event rows in one statement (a data-modifying CTE), returning
     (user_id, seq) of the rows written."""
     return _events_statement(f"WITH seqs AS ({_seqs_sql(count)}) {_EVENTS_FROM_SEQS}")
-
-
-@functools.lru_cache(maxsize=64)
-def _record_if_statement(when_sql, count):
-    """PostgreSQL: `when_sql` (a write returning at most one row) and, only if it returned one,
-    the seqs and event rows of `count` users, in one statement. Each result row is the `when` row
-    with `event_user_id` and `event_seq` of one event written (both NULL when none was)."""
-    return _events_statement(
-        f"WITH guard AS ({when_sql}), seqs AS ({_seqs_sql(count, only_if='guard')}),"
-        f" written AS ({_EVENTS_FROM_SEQS})"
-        " SELECT guard.*, written.user_id AS event_user_id, written.seq AS event_seq"
-        " FROM guard LEFT JOIN written ON true")
 
 
 def _write(session, user_ids, kind, data, created_at):
@@ -127,39 +108,6 @@ def record(user_ids, kind, data):
     return _stage(session, seqs, kind, data, created_at)
 
 
-def record_if(when, params, user_ids, kind, data):
-    """Run `when`, a `text()` write (typed by `.columns()` or not) returning at most one row (say,
-    an UPDATE guarded by its WHERE), and only if it returned a row, `record(user_ids, kind, data)`
-    in the same transaction: on PostgreSQL as one statement, elsewhere as two. Returns (the row or
-    None, the events).
-
-    On PostgreSQL `when`'s SQL becomes part of a larger statement: its parameters go to psycopg2
-    untyped (which adapts numbers, text and datetimes itself) and the row's values come back as
-    psycopg2 decodes them."""
-    _check_kind(kind)
-    session = db.session()
-    created_at = utcnow()
-    data = dict(data or {})
-    user_ids = _recipients(user_ids)
-    if len(user_ids) > SEQ_CHUNK:
-        raise ValueError(f"record_if writes at most {SEQ_CHUNK} users' events, not {len(user_ids)}")
-    connection = session.connection()
-    if not user_ids or not is_postgresql(session):
-        rows = connection.execute(when, params).all()
-        if not rows:
-            return None, []
-        seqs = _write(session, user_ids, kind, data, created_at) if user_ids else {}
-        return rows[0], _stage(session, seqs, kind, data, created_at)
-    when_sql = (when.element if isinstance(when, TextualSelect) else when).text
-    statement = _record_if_statement(when_sql, len(user_ids))
-    rows = connection.execute(statement, {**params, **{f"u{i}": u for i, u in enumerate(user_ids)},
-                                          "kind": kind, "data": data, "created_at": created_at}).all()
-    if not rows:
-        return None, []
-    seqs = {row.event_user_id: row.event_seq for row in rows if row.event_user_id is not None}
-    return rows[0], _stage(session, seqs, kind, data, created_at)
-
-
 def _stage(session, seqs, kind, data, created_at):
     """The events just written ({user id: seq}), staged for the publish after the commit. The
     events handed back are transient copies, readable after the commit without a reload; the
@@ -190,6 +138,40 @@ def last_seqs(user_ids):
         chunk = user_ids[start:start + LAST_SEQS_CHUNK]
         found.update(db.session.execute(
             select(StreamCounter.user_id, StreamCounter.seq).where(StreamCounter.user_id.in_(chunk))).all())
+    return found
+
+
+# Users per statement of `events_delivered`: a few conditions each (SQLite's expression depth
+# limit is 1,000).
+DELIVERED_CHUNK = 200
+_ADVANCE_DELIVERED = (
+    update(StreamCounter.__table__)
+    .where(StreamCounter.__table__.c.user_id == bindparam("p_user"),
+           StreamCounter.__table__.c.delivered_seq < bindparam("p_seq"))
+    .values(delivered_seq=bindparam("p_seq"))
+)
+
+
+def advance_delivered(ranges):
+    """Move each user's delivery cursor forward to `up_to` of {user id: (after, up_to)}, in one
+    statement (executemany) for all of them; never backwards. In the caller's transaction."""
+    if ranges:
+        db.session.execute(_ADVANCE_DELIVERED, [{"p_user": user_id, "p_seq": up_to}
+                                                for user_id, (_, up_to) in sorted(ranges.items())])
+
+
+def events_delivered(ranges, kinds):
+    """The committed events of `kinds` with after < seq <= up_to of {user id: (after, up_to)}."""
+    if not kinds or not ranges:
+        return []
+    found = []
+    items = sorted(ranges.items())
+    for start in range(0, len(items), DELIVERED_CHUNK):
+        chunk = items[start:start + DELIVERED_CHUNK]
+        found.extend(db.session.scalars(
+            select(StreamEvent).where(StreamEvent.kind.in_(kinds), or_(*(
+                and_(StreamEvent.user_id == user_id, StreamEvent.seq > after, StreamEvent.seq <= up_to)
+                for user_id, (after, up_to) in chunk))).order_by(StreamEvent.user_id, StreamEvent.seq)))
     return found
 
 
@@ -226,9 +208,7 @@ def publish_committed():
 
 def _render(events):
     rendered = registry.render_all(events)
-    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html),
-                                        e.data if registry.has_delivery_hooks(e.kind) else None))
-            for e, html in zip(events, rendered)]
+    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html))) for e, html in zip(events, rendered)]
 
 
 # Session transaction events ---------------------------------------------------------------------

@@ -34,6 +34,9 @@ class Subscription:
         # The watch (watch.py) compares it with the user's last committed seq.
         self.cursor = None
         self.catching_up = False
+        # The delivery cursor: `flushed` is the last seq the stream has written to its client,
+        # `reported` the last one the watch has recorded (watch.py). None until replayed.
+        self.flushed = self.reported = None
         self._items = collections.deque()
         # Over a plain lock (nothing here re-enters it): a Condition over the default re-entrant
         # lock holds five bound methods of it, and every open stream has one of these.

@@ -14,12 +14,16 @@ from ..models_base import utcnow
 
 class StreamCounter(db.Model):
     """The last seq handed out per user. Incremented under its row lock, so on PostgreSQL two
-    transactions writing to one user commit in seq order and a client cursor never skips."""
+    transactions writing to one user commit in seq order and a client cursor never skips.
+
+    `delivered_seq`: the highest seq one of the user's streams has written to its client (the
+    delivery cursor), moved forward in batches by each process's watch, never per event."""
 
     __tablename__ = "stream_counters"
 
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    delivered_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class StreamEvent(db.Model):

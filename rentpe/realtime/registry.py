@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 renderers = {}
 batch_renderers = {}
 snapshots = []
-delivery_hooks = defaultdict(list)  # kind -> [(fn, wants)]
+delivery_hooks = defaultdict(list)  # kind -> [fn]
 presence_hooks = []
 
 
@@ -41,16 +41,14 @@ def register_snapshot(fn):
     return fn
 
 
-def register_delivery_hook(kind, fn, wants=None):
-    """`fn(user_id, events)` after a stream has written events of `kind` to its client. Events
-    carry `user_id`, `seq`, `kind` and `data` (the published payload brings the data along).
-
-    `wants(user_id, data) -> bool` (optional) picks the events `fn` has work for. It runs in the
-    stream for every event of the kind, with no context and no database, so it must only look at
-    its arguments: an event no hook wants costs the stream nothing after its write (no context,
-    no connection)."""
-    if all(f is not fn for f, _ in delivery_hooks[kind]):
-        delivery_hooks[kind].append((fn, wants))
+def register_delivery_hook(kind, fn):
+    """`fn(events)` with events of `kind` that reached one of their user's streams: the user's
+    delivery cursor passed them. Called in batches by each process's watch (at most once every
+    `STREAM_CHECK_SECONDS`, for all its streams), never by a stream itself, with an app context
+    and a usable `db.session`. Events carry `user_id`, `seq`, `kind` and `data`; one may come
+    twice (two tabs, two workers), so the hook must be idempotent."""
+    if fn not in delivery_hooks[kind]:
+        delivery_hooks[kind].append(fn)
     return fn
 
 
@@ -114,39 +112,21 @@ def render_snapshots(user_id):
     return fragments
 
 
-def has_delivery_hooks(kind):
-    return bool(delivery_hooks.get(kind))
+def delivery_kinds():
+    return sorted(kind for kind, fns in delivery_hooks.items() if fns)
 
 
-def wants_delivery(kind, user_id, data):
-    """Whether some delivery hook of `kind` has work for this event of `user_id`."""
-    return any(_wants(wants, kind, user_id, data) for _, wants in delivery_hooks.get(kind, ()))
-
-
-def call_delivery_hooks(user_id, events):
+def call_delivery_hooks(events):
     by_kind = defaultdict(list)
     for event in events:
         by_kind[event.kind].append(event)
     for kind, of_kind in by_kind.items():
-        for fn, wants in list(delivery_hooks.get(kind, ())):
-            wanted = [e for e in of_kind if _wants(wants, kind, user_id, e.data)]
-            if not wanted:
-                continue
+        for fn in list(delivery_hooks.get(kind, ())):
             try:
-                fn(user_id, wanted)
+                fn(of_kind)
             except Exception:
-                log.exception("delivery hook %r failed for user %s", fn, user_id)
+                log.exception("delivery hook %r failed on %d event(s)", fn, len(of_kind))
                 db.session.rollback()
-
-
-def _wants(wants, kind, user_id, data):
-    if wants is None:
-        return True
-    try:
-        return bool(wants(user_id, data or {}))
-    except Exception:
-        log.exception("delivery filter for %r failed for user %s", kind, user_id)
-        return False
 
 
 def call_presence_hooks(user_id, online):

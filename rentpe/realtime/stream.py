@@ -5,7 +5,7 @@ on every publish reaches this stream's inbox), then replay `seq > cursor` from S
 snapshot fragments, then live events, skipping what the replay already sent. The replay is done
 in the view and the DB session released before the generator starts, so no stream holds a
 connection while it waits. The generator is plain (no `stream_with_context`): whatever needs a
-context later (delivery and presence hooks) pushes a fresh one built from the stream's request.
+context later (catching up, presence hooks) pushes a fresh one built from the stream's request.
 
 Live events normally arrive in seq order. Two commits can publish out of order, though, and a
 publish can be lost; so the `id:` sent is always the highest seq below which everything was
@@ -20,7 +20,6 @@ import queue
 import random
 import time
 import uuid
-from typing import NamedTuple
 
 from flask import Blueprint, Response, current_app, g, request, session
 from flask.ctx import RequestContext
@@ -111,7 +110,6 @@ class Stream:
         self.id = uuid.uuid4().hex
         self.subscription = None
         self.backlog = []
-        self.delivered = []  # events written to the client that a delivery hook wants
         self._seen = 0
         self.ahead = set()  # seqs > seen + 1 already sent (without id)
         self.gap_since = None
@@ -136,6 +134,9 @@ class Stream:
         stream.realtime.watch.ensure_running(stream.app)
         try:
             stream._replay(cursor)
+            # Events up to the client's cursor reached it through an earlier stream: the delivery
+            # cursor moves on from there, as this stream's writes reach the client.
+            stream.subscription.flushed = stream.subscription.reported = min(cursor, stream.seen)
             stream.backlog.extend(html_frame(html) for html in registry.render_snapshots(user_id))
             stream._presence_open()
         except BaseException:
@@ -155,7 +156,6 @@ class Stream:
             return self._resync()
         for row in rows:
             self.backlog.append(html_frame(registry.render(row), id=row.seq))  # id-only if None
-            self._note_delivery(row.seq, row.kind, row.data)
         self.seen = rows[-1].seq if rows else cursor
 
     def _resync(self):
@@ -189,7 +189,7 @@ class Stream:
         if self.backlog:
             backlog, self.backlog = "".join(self.backlog), []
             yield backlog
-        self._after_delivery()
+        self._flushed()
         next_beat = time.monotonic() + heartbeat
         while True:
             now = time.monotonic()
@@ -202,7 +202,7 @@ class Stream:
                 text = self._catch_up()
                 if text:
                     yield text
-                self._after_delivery()
+                self._flushed()
                 if self.gap_since is not None:
                     self.ended = GAP
                     return
@@ -220,7 +220,7 @@ class Stream:
             text = self._consume([first, *self.subscription.drain(BATCH - 1)])
             if text:
                 yield text
-            self._after_delivery()
+            self._flushed()
             if self.ended:
                 return
 
@@ -248,7 +248,6 @@ class Stream:
         seq = message.seq
         if seq <= self.seen or seq in self.ahead:
             return ""  # already sent (by the replay, or earlier out of order)
-        self._note_delivery(seq, message.kind, message.data)
         if seq != self.seen + 1:
             self.ahead.add(seq)
             if self.gap_since is None:
@@ -272,7 +271,7 @@ class Stream:
             if len(rows) > limit:
                 return self._resync_frame()
             rendered = [(row, registry.render(row)) for row in rows]
-        return "".join(self._durable(Durable(row.seq, row.kind, data_lines(html), row.data)) for row, html in rendered)
+        return "".join(self._durable(Durable(row.seq, row.kind, data_lines(html))) for row, html in rendered)
 
     def _refresh_presence(self):
         try:
@@ -280,18 +279,10 @@ class Stream:
         except Exception as exc:
             log.warning("presence unavailable: %s", exc)
 
-    def _note_delivery(self, seq, kind, data):
-        # Decided here, without a context or a connection: most events (a sender's own message
-        # reaching their other tabs, every board message) have no delivery work at all.
-        if registry.wants_delivery(kind, self.user_id, data):
-            self.delivered.append(Delivered(self.user_id, seq, kind, data or {}))
-
-    def _after_delivery(self):
-        if not self.delivered:
-            return
-        events, self.delivered = self.delivered, []
-        with self._context():
-            registry.call_delivery_hooks(self.user_id, events)
+    def _flushed(self):
+        # The server has taken what was yielded (the generator resumed): the watch moves the
+        # delivery cursor to here in its next round.
+        self.subscription.flushed = self.seen
 
     def _context(self):
         return _HookContext(self.app, self.environ, self.session)
@@ -302,6 +293,7 @@ class Stream:
         if self.closed:
             return
         self.closed = True
+        self.realtime.watch.retire(self.subscription)  # before leaving the hub: the watch sees it somewhere
         self.realtime.hub.unregister(self.subscription)
         reconnecting = self.ended in (LIFETIME, SLOW, SHUTDOWN, GAP)  # the client comes right back
         try:
@@ -312,14 +304,6 @@ class Stream:
         if offline:
             with self._context():
                 registry.call_presence_hooks(self.user_id, False)
-
-
-class Delivered(NamedTuple):
-    """An event as delivery hooks see it: what its payload (or its replayed row) carried."""
-    user_id: int
-    seq: int
-    kind: str
-    data: dict
 
 
 class _HookContext:

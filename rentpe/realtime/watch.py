@@ -18,13 +18,18 @@ So each process runs one watch (a thread; a greenlet under gevent) while it has 
 
 Catching up is the stream's own indexed read of `seq > cursor` (`Stream._catch_up`); a stream that
 is not behind costs nothing but its entry in the one query.
+
+The same rounds keep the delivery cursors: every stream notes the last seq it has written to its
+client, and the watch moves those users' `delivered_seq` forward in one statement, then hands
+the events passed to the delivery hooks (chat's "Delivered" receipts), in one transaction. A
+stream itself never writes, nor calls a feature, however many events it delivers.
 """
 import logging
 import os
 import threading
 
 from ..extensions import db
-from . import eventlog
+from . import eventlog, registry
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,7 @@ class Watch:
         self._thread = None
         self._pid = None
         self._app = None
+        self._retired = []  # closed streams whose last writes are not recorded yet
         self._poked = threading.Event()
         self._stopped = threading.Event()
         hub.on_resubscribed = self.poke
@@ -47,6 +53,8 @@ class Watch:
         with self._lock:
             if self._stopped.is_set() or (self._thread is not None and self._pid == os.getpid()):
                 return
+            if self._pid != os.getpid():
+                self._retired = []  # a forked worker: its parent's streams are not its own
             self._app, self._pid = app, os.getpid()
             self._thread = threading.Thread(target=self._run, name="realtime-watch", daemon=True)
             self._thread.start()
@@ -59,6 +67,13 @@ class Watch:
         self._stopped.set()
         self._poked.set()
 
+    def retire(self, subscription):
+        """A closing stream's last writes still count as delivered: recorded in the next round."""
+        with self._lock:
+            if subscription.flushed is not None and subscription.reported is not None \
+                    and subscription.flushed > subscription.reported:
+                self._retired.append(subscription)
+
     def _run(self):
         earlier = {}
         while not self._stopped.is_set():
@@ -68,13 +83,17 @@ class Watch:
                 return
             with self._lock:
                 subscriptions = self.hub.subscriptions()
-                if not subscriptions:
+                retired, self._retired = self._retired, []
+                if not subscriptions and not retired:
                     self._thread = None  # a stream registering from now on starts a new one
                     return
             try:
-                now = self._last_seqs({s.user_id for s in subscriptions})
+                self._record_deliveries(subscriptions + retired)
+                now = self._last_seqs({s.user_id for s in subscriptions}) if subscriptions else {}
             except Exception as exc:  # the database is unreachable: try again next time
-                log.warning("realtime watch could not read the event log: %s", exc)
+                log.warning("realtime watch could not read or write the event log: %s", exc)
+                with self._lock:
+                    self._retired.extend(s for s in retired if s.flushed > s.reported)
                 continue
             for subscription in subscriptions:
                 due = now if poked else earlier
@@ -82,6 +101,29 @@ class Watch:
                 if cursor is not None and cursor < due.get(subscription.user_id, 0):
                     subscription.catch_up()
             earlier = now
+
+    def _record_deliveries(self, subscriptions):
+        moved, ranges = [], {}
+        for subscription in subscriptions:
+            flushed, reported = subscription.flushed, subscription.reported
+            if flushed is None or reported is None or flushed <= reported:
+                continue
+            moved.append((subscription, flushed))
+            after, up_to = ranges.get(subscription.user_id, (reported, flushed))
+            ranges[subscription.user_id] = (min(after, reported), max(up_to, flushed))
+        if not ranges:
+            return
+        with self._app.app_context():
+            try:
+                eventlog.advance_delivered(ranges)
+                delivered = eventlog.events_delivered(ranges, registry.delivery_kinds())
+                db.session.commit()
+                registry.call_delivery_hooks(delivered)
+                eventlog.publish_committed()  # what the hooks committed
+            finally:
+                db.session.remove()
+        for subscription, flushed in moved:
+            subscription.reported = flushed
 
     def _last_seqs(self, user_ids):
         with self._app.app_context():
