@@ -6,7 +6,15 @@ inline script and no inline event handler anywhere (tests/test_hardening.py read
 and no `'unsafe-eval'`, so htmx's `hx-on`/`js:` evaluation can't run either. htmx would add its
 indicator rules as a constructed stylesheet; the `htmx-config` meta tag turns that off
 (`includeIndicatorCSS: false`) and the same rules live in static/css/app.css.
+
+One inline `<style>` is allowed, by a nonce: a logged-in page states who views it
+(templates/chat/_viewer_style.html), which live fragments rendered once for every viewer rely on.
+A template asks for the nonce with `csp_nonce()`; only a response that did gets a policy naming
+it (a fresh one per response), so every other response keeps the plain policy.
 """
+import secrets
+
+from flask import g
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -41,9 +49,26 @@ HEADERS = {
 }
 
 
+def csp_nonce():
+    """This response's nonce for inline styles (made on first use)."""
+    nonce = g.get("csp_nonce")
+    if nonce is None:
+        nonce = g.csp_nonce = secrets.token_urlsafe(16)
+    return nonce
+
+
+def policy(style_nonce=None):
+    if style_nonce is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("style-src 'self'", f"style-src 'self' 'nonce-{style_nonce}'")
+
+
 def add_security_headers(response, hsts_max_age=0):
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    nonce = g.get("csp_nonce")
+    if nonce is not None and response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY:
+        response.headers["Content-Security-Policy"] = policy(nonce)
     if hsts_max_age:
         response.headers.setdefault("Strict-Transport-Security", f"max-age={hsts_max_age}; includeSubDomains")
     return response
@@ -58,3 +83,4 @@ def init_app(app):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     hsts_max_age = app.config.get("HSTS_MAX_AGE", 0)
     app.after_request(lambda response: add_security_headers(response, hsts_max_age))
+    app.add_template_global(csp_nonce, "csp_nonce")

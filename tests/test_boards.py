@@ -16,7 +16,7 @@ from rentpe.listings import services as listing_services
 from tests.board_helpers import (
     board, board_form, board_id_from, make_board, member_row, messages_in, send,
 )
-from tests.chat_helpers import contact, conversation_id_from
+from tests.chat_helpers import contact, conversation_id_from, shown_to, text_shown_to
 
 
 @pytest.fixture
@@ -214,7 +214,9 @@ def test_members_write_through_the_chat_send_path(make_client, owner_client, ash
     assert again.status_code == 200 and len(messages_in(board_id)) == 1
     assert member_row(board_id, asha).unread_count == 1
     page = owner_client.get(f"/boards/{board_id}").get_data(as_text=True)
-    assert '<span class="msg-sender">Ravi Kumar</span>' in page
+    assert '<span class="msg-sender for-others">Ravi Kumar</span>' in shown_to(page, asha)
+    own_page = ravi.get(f"/boards/{board_id}").get_data(as_text=True)
+    assert "msg-sender" not in shown_to(own_page, seller)  # not on my own message
     assert "&lt;b&gt;all-in&lt;/b&gt;" in page and "<b>all-in" not in page
     assert member_row(board_id, asha).unread_count == 0
     no_js = send(ravi, board_id, "Without JavaScript", "ravi-key-00002", htmx=False)
@@ -300,7 +302,8 @@ def test_the_inbox_lists_boards_beside_private_conversations_with_unread_counts(
     send(owner_client, board_id, "Budget is 2 lakh", "welcome-key-02")
     inbox = ravi.get("/inbox").get_data(as_text=True)
     assert inbox.index(f'id="inbox-row-{board_id}"') < inbox.index(f'id="inbox-row-{cid}"')
-    assert "Diwali party" in inbox and "Asha: Budget is 2 lakh" in inbox
+    assert "Diwali party" in inbox and "Asha: Budget is 2 lakh" in text_shown_to(inbox, seller)
+    assert "You: Budget is 2 lakh" in text_shown_to(owner_client.get("/inbox").get_data(as_text=True), asha)
     assert re.search(rf'id="inbox-row-{board_id}"[^>]*class="inbox-row board-row unread"', inbox)
     assert re.search(r'id="unread-badge"[^>]*data-count="3"', inbox)
     assert f'inbox-row-{board_id}' in ravi.get("/dashboard/inbox").get_data(as_text=True)

@@ -1,6 +1,8 @@
 """Event boards over the live stream, on both brokers: every current member gets the board's
 events in every tab, a removed member stops getting them at once, typing, presence, seen-by and
 the owner's removals arrive live."""
+import re
+
 import pytest
 
 from rentpe import realtime
@@ -8,6 +10,7 @@ from rentpe.chat.boards import services as board_services
 from rentpe.chat.models import SELLER, Conversation
 from rentpe.extensions import db
 from tests.board_helpers import make_board, messages_in, send
+from tests.chat_helpers import text_shown_to
 from tests.stream_helpers import Stream, broker, broker_overrides  # noqa: F401 (fixture)
 
 
@@ -55,7 +58,14 @@ def test_a_message_reaches_every_member_once_and_no_one_else(people, board_id):
         [event] = [e for e in s.events() if e["id"] and f"conv-{board_id}-messages" in e["data"]]
         assert event["data"].count("Mandap quote is ready") == 1
         assert any(f'id="inbox-row-{board_id}"' in e["data"] and "board-row" in e["data"] for e in s.events())
-    assert 'class="msg mine"' in streams["ravi"].text and '<span class="msg-sender">Ravi Kumar</span>' in streams["asha"].text
+    # Every member got the very same message; the sender's name is for the others' pages only.
+    fragments = {name: re.findall(r'<li id="msg-\d+".*?</li>', streams[name].text, re.S)
+                 for name in ("asha", "ravi", "lights")}
+    assert fragments["asha"] == fragments["ravi"] == fragments["lights"] and len(fragments["asha"]) == 1
+    [fragment] = fragments["asha"]
+    assert f'data-author="{users["ravi"].id}"' in fragment
+    assert "Ravi Kumar" in text_shown_to(fragment, users["asha"])
+    assert "Ravi Kumar" not in text_shown_to(fragment, users["ravi"])
     streams["meera"].read_for(0.3)
     assert "Mandap" not in streams["meera"].text and f"conv-{board_id}" not in streams["meera"].text
     for s in streams.values():

@@ -3,6 +3,7 @@ the renderer already holds, and a sender's own message reaching their other tabs
 import re
 from types import SimpleNamespace
 
+from flask import template_rendered
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import CacheStats
 
@@ -225,14 +226,84 @@ def test_a_board_message_costs_the_same_statements_for_3_members_or_30(client, b
     assert large == small
 
 
-def test_each_member_gets_their_own_rendering_of_a_board_message(client, make_client, buyer, make_seller):
-    from rentpe.realtime import registry
+MESSAGE_FRAGMENT = re.compile(r'<li id="msg-\d+".*?</li>', re.S)
 
-    client.login(buyer)
-    sellers = [make_seller() for _ in range(3)]
+
+class Renders:
+    """Templates rendered (flask's `template_rendered`: one per `render_template`, not per include)."""
+
+    def __init__(self, app):
+        self.app, self.names = app, []
+
+    def __enter__(self):
+        template_rendered.connect(self._seen, self.app)
+        return self
+
+    def __exit__(self, *exc):
+        template_rendered.disconnect(self._seen, self.app)
+
+    def _seen(self, sender, template, context, **extra):
+        self.names.append(template.name)
+
+
+def publish_board_message(app, client, make_seller, owner, members, monkeypatch):
+    """One board message to `members` sellers and the owner: the templates the send rendered (its
+    answer and the publish) and each member's published payload."""
+    from rentpe.realtime.core import current
     from tests.board_helpers import make_board
 
-    board_id = make_board(buyer, sellers=sellers)
+    board_id = make_board(owner, sellers=[make_seller() for _ in range(members)])
+    client.post(f"/conversations/{board_id}/messages", {"body": "warm-up", "client_key": f"warm{members:08d}"}, htmx=True)
+    published = []
+    monkeypatch.setattr(current().broker, "publish_many", published.extend)
+    with Renders(app) as renders:
+        response = client.post(f"/conversations/{board_id}/messages",
+                               {"body": "Sound check at 6? Call 98200 12345", "client_key": f"once{members:08d}"},
+                               htmx=True)
+    assert response.status_code == 200
+    payloads = {user_id: payload.decode() for user_id, payload in published}
+    assert len(payloads) == members + 1
+    return renders.names, payloads
+
+
+def test_a_board_message_is_rendered_once_whatever_the_number_of_members(app, client, buyer, make_seller,
+                                                                         monkeypatch):
+    client.login(buyer)
+    small, _ = publish_board_message(app, client, make_seller, buyer, 3, monkeypatch)
+    large, payloads = publish_board_message(app, client, make_seller, buyer, 30, monkeypatch)
+
+    # The send's answer, the message and its typing line once, the inbox row once per variant
+    # (with and without a seller's dashboard copy): ten times the members, not one render more.
+    assert sorted(large) == sorted(small)
+    assert large.count("chat/events/message.html") == 1 and large.count("chat/events/inbox_row.html") <= 2
+    assert "chat/_unread_badge.html" not in large and "chat/_private_receipt.html" not in large
+
+    # Every member's event carries the very same message: whose it is, is the page's business.
+    fragments = {user_id: MESSAGE_FRAGMENT.findall(data_lines_text(payload)) for user_id, payload in payloads.items()}
+    [fragment] = fragments[buyer.id]
+    assert all(found == [fragment] for found in fragments.values())
+    assert f'data-author="{buyer.id}"' in fragment and "mine" not in fragment and "theirs" not in fragment
+    # What only others see is in it, marked for the page's viewer rule to hide from the author.
+    assert '<span class="msg-sender for-others">' in fragment and 'class="msg-safety for-others"' in fragment
+    assert 'class="msg-action for-owner"' in fragment and '<span class="for-others"><a class="report-link"' in fragment
+    # Each member's own unread counts (the warm-up and this one) are added to the shared bytes.
+    for user_id, payload in payloads.items():
+        unread = 0 if user_id == buyer.id else 2
+        assert re.search(r'id="unread-badge"[^>]*data-count="%d"' % unread, payload)
+        assert f'<span class="badge" data-count="{unread}">' in payload  # in the inbox row
+    assert registry.batch_renderers[services.BOARD_MESSAGE] is events.render_message_events
+
+
+def data_lines_text(payload):
+    """The HTML of a broker payload (its `data: ` lines joined back, as the client does)."""
+    return "\n".join(line[len("data: "):] for line in payload.split("\n") if line.startswith("data: "))
+
+
+def test_a_batch_renders_the_frames_each_event_renders_alone(client, buyer, make_seller):
+    from tests.board_helpers import make_board
+
+    client.login(buyer)
+    board_id = make_board(buyer, sellers=[make_seller() for _ in range(3)])
     client.post(f"/conversations/{board_id}/messages", {"body": "Sound check at 6?", "client_key": "each00000001"},
                 htmx=True)
     delivered = db.session.scalars(db.select(StreamEvent).where(StreamEvent.kind == services.BOARD_MESSAGE)
@@ -240,18 +311,32 @@ def test_each_member_gets_their_own_rendering_of_a_board_message(client, make_cl
     assert len(delivered) == 4 and not db.session.scalars(
         db.select(StreamEvent).where(StreamEvent.kind == services.MESSAGE)).all()
 
-    together = [events.render_message_events(delivered)]
-    one_by_one = [[events.render_message_events([e])[0] for e in delivered]]
-    assert together == one_by_one  # the batch is only a cheaper way to the same frames
-    frames = {e.user_id: "".join(html) for e, html in zip(delivered, together[0])}
-    assert 'class="msg mine"' in frames[buyer.id]
-    for seller in sellers:
-        assert 'class="msg theirs"' in frames[seller.id] and "Sound check at 6?" in frames[seller.id]
-        assert f'data-count="1"' in frames[seller.id]  # their own unread count
-    assert registry.batch_renderers[services.BOARD_MESSAGE] is events.render_message_events
-    # Boards have no delivery receipts: a board message reaching a member's stream has no hook to
-    # run, so the stream reads nothing back after writing it.
+    # A replay renders one event at a time, through the same renders: the same frames.
+    together = events.render_message_events(delivered)
+    assert together == [events.render_message_event(e) for e in delivered]
+    # Boards have no delivery receipts: a board message passing a member's delivery cursor has no
+    # hook to run.
     assert registry.delivery_kinds() == [services.MESSAGE]
+
+
+def test_a_hidden_message_is_rendered_once_for_every_member(app, client, buyer, make_seller):
+    from rentpe.chat import hiding
+    from tests.board_helpers import make_board
+
+    client.login(buyer)
+    board_id = make_board(buyer, sellers=[make_seller() for _ in range(5)])
+    client.post(f"/conversations/{board_id}/messages", {"body": "Wrong board", "client_key": "hide00000001"},
+                htmx=True)
+    message_id = db.session.get(Conversation, board_id).last_message_id
+    hidden_events = [StreamEvent(user_id=p.user_id, seq=1, kind=hiding.HIDDEN,
+                                 data={"conversation_id": board_id, "message_id": message_id})
+                     for p in db.session.get(Conversation, board_id).participants]
+    with Renders(app) as renders:
+        frames = events.render_hidden_events(hidden_events)
+    assert renders.names.count("chat/_message.html") == 1 and len(renders.names) <= 3  # the notice, the row
+    assert len({frame[1] for frame in frames}) == 1 and len(frames) == 6
+    assert frames == [events.render_hidden_event(e) for e in hidden_events]
+    assert registry.batch_renderers[hiding.HIDDEN] is events.render_hidden_events
 
 
 def test_a_board_message_replayed_as_a_plain_message_moves_no_delivery_cursor(client, buyer, make_seller):

@@ -6,10 +6,12 @@ import pytest
 from rentpe import realtime
 from rentpe.chat import contact as guard
 from rentpe.config import ConfigError, from_environment
-from tests.chat_helpers import contact, conversation_count, conversation_id_from, message_count, messages_in
+from tests.chat_helpers import (
+    contact, conversation_count, conversation_id_from, message_count, messages_in, shown_to,
+)
 from tests.stream_helpers import FAST_STREAM, Stream
 
-NOTICE = '<p class="msg-safety" role="note">'
+NOTICE = '<p class="msg-safety for-others" role="note">'
 
 
 @pytest.mark.parametrize("text, kinds", [
@@ -61,11 +63,13 @@ def test_a_message_with_contact_details_is_delivered_flagged_with_a_notice_for_t
     [first, flagged] = messages_in(cid)
     assert first.contact_flags is None and flagged.contact_flags == "phone,payment"
 
-    seller_page = seller_client.get(f"/conversations/{cid}").get_data(as_text=True)
+    seller_page = shown_to(seller_client.get(f"/conversations/{cid}").get_data(as_text=True), listing.seller_id)
     assert seller_page.count(NOTICE) == 1
     assert "this message shares a phone number and a payment app or handle." in seller_page
-    assert NOTICE not in buyer_client.get(f"/conversations/{cid}").get_data(as_text=True)  # not to its sender
-    assert NOTICE not in response.get_data(as_text=True)
+    buyer_id = messages_in(cid)[0].sender_id
+    buyer_page = buyer_client.get(f"/conversations/{cid}").get_data(as_text=True)
+    assert NOTICE in buyer_page and NOTICE not in shown_to(buyer_page, buyer_id)  # the page hides it from its sender
+    assert NOTICE not in shown_to(response.get_data(as_text=True), buyer_id)
 
 
 @pytest.mark.parametrize("app_overrides", [FAST_STREAM])
@@ -75,7 +79,7 @@ def test_the_recipients_stream_carries_the_notice(buyer_client, seller_client, l
         after = realtime.last_seq(seller.id)
     stream = Stream(seller_client, f"/events?after={after}")
     send(buyer_client, cid, "mail me: asha.verma@gmail.com", "flag-key-00002")
-    assert stream.contains('class="msg-safety"')
+    assert stream.contains('class="msg-safety for-others"')
     [frame] = [e for e in stream.events() if "msg-safety" in e["data"]]
     assert frame["id"] is not None and "asha.verma@gmail.com" in frame["data"]
     assert "this message shares an e-mail address." in frame["data"]

@@ -55,6 +55,28 @@ def test_the_policy_forbids_inline_script_eval_framing_and_plugins():
     assert directives["form-action"] == "'self'"
 
 
+def test_a_logged_in_page_states_its_viewer_in_the_one_style_its_policy_allows(client, buyer):
+    """Live fragments are the same for every viewer; the page says who views it, in a `<style>`
+    whose nonce (fresh per response) is the only inline style the policy allows."""
+    client.login(buyer)
+    nonces = []
+    for _ in range(2):
+        response = client.get("/inbox")
+        page = response.get_data(as_text=True)
+        [nonce] = re.findall(r'<style nonce="([^"]+)">', page)
+        assert response.headers["Content-Security-Policy"] == EXPECTED_CSP.replace(
+            "style-src 'self'", f"style-src 'self' 'nonce-{nonce}'")
+        assert f'<body data-viewer="{buyer.id}"' in page
+        assert f'.msg[data-author="{buyer.id}"] {{' in page
+        assert f'[data-author="{buyer.id}"] .for-others' in page and f'[data-person="{buyer.id}"]' in page
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1] and len(nonces[0]) >= 16
+    client.logout()
+    response = client.get("/")
+    assert "<style" not in response.get_data(as_text=True) and "data-viewer" not in response.get_data(as_text=True)
+    assert response.headers["Content-Security-Policy"] == EXPECTED_CSP
+
+
 # Production ------------------------------------------------------------------------------------
 
 

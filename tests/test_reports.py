@@ -9,7 +9,7 @@ from rentpe import ratelimits
 from rentpe.extensions import db
 from rentpe.listings.models import PAUSED
 from rentpe.moderation.models import Report
-from tests.chat_helpers import contact, conversation_id_from, messages_in
+from tests.chat_helpers import contact, conversation_id_from, messages_in, shown_to
 
 
 def logged_in(make_client, user):
@@ -33,7 +33,7 @@ def talk(make_client, buyer, seller, listing):
 
 def test_a_buyer_reports_a_message_and_sees_a_confirmation(talk, buyer, seller):
     asha, ravi, cid, scam = talk
-    page = asha.get(f"/conversations/{cid}").get_data(as_text=True)
+    page = shown_to(asha.get(f"/conversations/{cid}").get_data(as_text=True), buyer)
     assert f'href="/report/message/{scam.id}"' in page  # on their message, not on mine
     assert f'href="/report/message/{messages_in(cid)[0].id}"' not in page
     form = asha.get(f"/report/message/{scam.id}").get_data(as_text=True)

@@ -4,6 +4,11 @@ Each renderer receives one `StreamEvent` of one user and returns that user's HTM
 from the current state (so a replayed event shows what is true now). Fragments carry stable ids
 and swap by upsert/replace, so applying one twice changes nothing.
 
+A message goes to every member of its conversation (500 on a big board), so its fragments do not
+depend on who views them: the message and its inbox row are rendered once per message and every
+recipient gets the same text, plus their own unread count and receipt, built without a template
+(fragments.py). The page says who is viewing (templates/chat/_viewer_style.html).
+
 A new message is sent as two frames: first the inbox rows (whose preview repeats the text), with
 no id; then the frame with the event's id holding the message itself, the badge and the receipt.
 So the frame that carries the id carries the body text exactly once, and the client's cursor only
@@ -13,14 +18,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from flask import render_template
-from markupsafe import Markup
 
 from .. import realtime
 from ..accounts.models import User
 from ..extensions import db
-from . import queries
+from . import fragments, queries
+from .fragments import Shared
 from .hiding import HIDDEN
-from .models import Conversation, Message
+from .models import SELLER, Conversation, Message
 from .services import BOARD_MESSAGE, MESSAGE, READ, RECEIPT
 
 
@@ -37,13 +42,32 @@ def render_message_event(event):
 
 @dataclass
 class _Sent:
-    """What every recipient of one message shares: read once per publish, not once per member."""
+    """What every recipient of one message shares, read and rendered once per publish (or replay),
+    whatever the number of recipients."""
     conversation: Conversation
     message: object
     members: dict  # user id -> Participant
-    listing: object
-    receipt_html: object  # a board's "seen by" line is the same for every member; None for private ones
+    frame: Shared  # the message, a board's seen-by line; holes for the receipt, typing line and badge
+    typing_ended: str  # the sender's typing line ends: for everyone but the sender
+    rows: "_Rows"
     receipts: dict  # a private conversation's receipt per viewer (from its loaded participants)
+
+
+class _Rows:
+    """A conversation's inbox row rendered once for everyone (at most twice: with and without the
+    seller's dashboard copy); each viewer's unread state goes into its holes."""
+
+    def __init__(self, conversation, last_message, listing=None):
+        self.row = queries.InboxRow(conversation, None, None, last_message, listing)
+        self.variants = {}
+
+    def for_(self, me):
+        seller_copy = me.role == SELLER
+        shared = self.variants.get(seller_copy)
+        if shared is None:
+            shared = self.variants[seller_copy] = Shared(
+                render_template("chat/events/inbox_row.html", row=self.row, seller_copy=seller_copy))
+        return shared.fill(fragments.row_pieces(me))
 
 
 def _message_key(event):
@@ -56,23 +80,28 @@ def _sent(conversation_id, message_id, viewer_ids):
     message = db.session.get(Message, message_id) if conversation is not None else None
     if message is None or message.conversation_id != conversation.id:
         return None
-    receipt_html, receipts = None, {}
+    receipt, receipts = None, {}
     if conversation.is_board:
-        receipt_html = render_template("chat/_receipt.html", conversation=conversation,
-                                       receipt=queries.receipt_for(conversation, None), oob=True)
+        receipt = queries.receipt_for(conversation, None)  # who has seen it: the same for every member
     else:
         receipts = queries.receipts_for(conversation, viewer_ids)
+    last = (message if message.id == conversation.last_message_id
+            else db.session.get(Message, conversation.last_message_id))
     # The inbox thumbnail: the listing the conversation last asked about (none: no query).
-    listing = queries.listing_with_photos(conversation.last_listing_id)
-    return _Sent(conversation, message, {p.user_id: p for p in conversation.participants},
-                 listing, Markup(receipt_html) if receipt_html else None, receipts)
+    rows = _Rows(conversation, last, queries.listing_with_photos(conversation.last_listing_id))
+    frame = Shared(render_template("chat/events/message.html", conversation=conversation, message=message,
+                                   receipt=receipt))
+    typing_ended = render_template("chat/events/typing_ended.html", conversation=conversation, message=message)
+    return _Sent(conversation, message, {p.user_id: p for p in conversation.participants}, frame, typing_ended,
+                 rows, receipts)
 
 
 def render_message_events(events):
     """The new-message frames of each event's recipient. The conversation, the message, its
     listing, a board's seen-by line and a private conversation's receipts are read once for all the
-    events of one message, and the unread totals of all recipients in one query; per recipient only
-    their own fragments are rendered."""
+    events of one message, and the unread totals of all recipients in one query; the message and
+    its inbox row are rendered once for all of them. Per recipient only their own small pieces
+    are added (fragments.py): no template is rendered per recipient."""
     viewers = defaultdict(set)
     for event in events:
         viewers[_message_key(event)].add(event.user_id)
@@ -86,18 +115,14 @@ def render_message_events(events):
             results.append(None)  # gone, or no longer theirs: send nothing about it
             continue
         conversation, message = shared.conversation, shared.message
-        counterpart = next((p.user for p in conversation.participants if p.user_id != viewer_id), None)
-        row = queries.InboxRow(conversation, me, counterpart,
-                               message if message.id == conversation.last_message_id else
-                               db.session.get(Message, conversation.last_message_id), shared.listing)
+        receipt = shared.receipts.get(viewer_id)
         results.append([
-            render_template("chat/events/inbox_row.html", row=row),
-            render_template(
-                "chat/events/message.html", conversation=conversation, message=message, viewer_id=viewer_id,
-                receipt_html=shared.receipt_html,
-                receipt=None if shared.receipt_html else shared.receipts.get(viewer_id),
-                unread=unread.get(viewer_id, 0),
-            ),
+            shared.rows.for_(me),
+            shared.frame.fill({
+                "receipt": fragments.private_receipt(conversation.id, receipt, oob=True) if receipt else "",
+                "typing": shared.typing_ended if message.sender_id != viewer_id else "",
+                "badge": fragments.unread_badge(unread.get(viewer_id, 0), oob=True),
+            }),
         ])
     return results
 
@@ -109,8 +134,8 @@ def render_read_event(event):
     viewer_id = event.user_id
     if event.data.get("reader_id") == viewer_id:
         # My own cursor moved (in another tab): my inbox row and badge change.
-        return render_inbox_rows(conversation, viewer_id) + render_template(
-            "chat/_unread_badge.html", unread=queries.total_unread(viewer_id), oob=True)
+        return render_inbox_rows(conversation, viewer_id) + fragments.unread_badge(queries.total_unread(viewer_id),
+                                                                                   oob=True)
     return render_receipt(conversation, viewer_id)
 
 
@@ -122,7 +147,7 @@ def render_receipt_event(event):
     receipt = event.hints.get("receipt") or queries.private_receipt(conversation_id, event.user_id)
     if receipt is None:
         return None  # gone, or no longer theirs: send nothing about it
-    return render_template("chat/_private_receipt.html", conversation_id=conversation_id, receipt=receipt, oob=True)
+    return fragments.private_receipt(conversation_id, receipt, oob=True)
 
 
 def render_receipt(conversation, viewer_id):
@@ -132,22 +157,46 @@ def render_receipt(conversation, viewer_id):
 
 def render_inbox_rows(conversation, viewer_id, last_message=None):
     row = queries.inbox_row_for(conversation, viewer_id, last_message=last_message)
-    return render_template("chat/events/inbox_row.html", row=row) if row else ""
+    return _Rows(conversation, row.last_message, row.listing).for_(row.me) if row else ""
 
 
 def render_hidden_event(event):
-    """A message was hidden (hiding.py): every open copy of it becomes the notice."""
-    conversation = _conversation_for(event)
-    message = queries.message_in(conversation.id, event.data["message_id"]) if conversation is not None else None
+    return render_hidden_events([event])[0]
+
+
+def render_hidden_events(events):
+    """A message was hidden (hiding.py): every open copy of it becomes the notice. The notice and
+    the inbox row are rendered once for all the events of one message."""
+    shared = {}
+    results = []
+    for event in events:
+        key = _message_key(event)
+        if key not in shared:
+            shared[key] = _hidden(*key)
+        conversation, message, rows, notice = shared[key] or (None, None, None, None)
+        me = conversation.participant(event.user_id) if conversation is not None else None
+        if me is None:
+            results.append(None)  # gone, or no longer theirs: send nothing about it
+            continue
+        listed = conversation.message_count or conversation.is_board
+        results.append([rows.for_(me) if listed else "", notice])
+    return results
+
+
+def _hidden(conversation_id, message_id):
+    conversation = db.session.get(Conversation, conversation_id)
+    message = queries.message_in(conversation.id, message_id) if conversation is not None else None
     if message is None:
         return None
-    return [render_inbox_rows(conversation, event.user_id),
-            render_template("chat/_message.html", conversation=conversation, message=message,
-                            viewer_id=event.user_id, oob=True)]
+    last = message if message.id == conversation.last_message_id else (
+        db.session.get(Message, conversation.last_message_id) if conversation.last_message_id else None)
+    rows = _Rows(conversation, last, queries.listing_with_photos(conversation.last_listing_id))
+    return conversation, message, rows, render_template("chat/_message.html", conversation=conversation,
+                                                        message=message, oob=True)
 
 
 def render_badge_snapshot(user_id):
-    return render_template("chat/_unread_badge.html", unread=queries.total_unread(user_id), oob=True)
+    return fragments.unread_badge(queries.total_unread(user_id), oob=True)
 
 
 def render_typing(conversation, user):
@@ -195,11 +244,12 @@ def on_presence_changed(user_id, online):
 
 
 def init_app(app):
+    fragments.init_app(app)
     realtime.register_renderer(MESSAGE, render_message_event, many=render_message_events)
     realtime.register_renderer(BOARD_MESSAGE, render_message_event, many=render_message_events)
     realtime.register_renderer(READ, render_read_event)
     realtime.register_renderer(RECEIPT, render_receipt_event)
-    realtime.register_renderer(HIDDEN, render_hidden_event)
+    realtime.register_renderer(HIDDEN, render_hidden_event, many=render_hidden_events)
     realtime.register_snapshot(render_badge_snapshot)
     realtime.register_delivery_hook(MESSAGE, on_messages_delivered)
     realtime.register_presence_hook(on_presence_changed)

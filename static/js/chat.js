@@ -16,7 +16,8 @@
   function reportRead() {
     var conv = openConversation();
     if (!conv || document.visibilityState !== "visible") return;
-    var theirs = conv.querySelectorAll(".messages .msg.theirs");
+    var viewer = document.body.dataset.viewer;
+    var theirs = conv.querySelectorAll('.messages .msg:not([data-author="' + viewer + '"])');
     if (!theirs.length) return;
     var last = Number(theirs[theirs.length - 1].dataset.key);
     if (!(last > Number(conv.dataset.lastRead || 0))) return;

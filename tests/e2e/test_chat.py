@@ -33,6 +33,18 @@ def wait_for_stream(page, timeout=10.0):
         page.wait_for_timeout(100)
 
 
+def mine(page, cid):
+    """My messages in the conversation: the same fragments reach everyone, the page's viewer rule
+    (`<body data-viewer>`) is what makes them mine."""
+    viewer = page.locator("body").get_attribute("data-viewer")
+    return page.locator(f'#conv-{cid}-messages .msg[data-author="{viewer}"]')
+
+
+def theirs(page, cid):
+    viewer = page.locator("body").get_attribute("data-viewer")
+    return page.locator(f'#conv-{cid}-messages .msg:not([data-author="{viewer}"])')
+
+
 def open_demo_sellers_listing(page):
     """A listing of the demo seller, reached through search as a buyer would."""
     page.goto("/search?q=banquet")
@@ -66,7 +78,7 @@ def send(page, cid, body):
     composer = page.locator(f"#conv-{cid}-composer textarea")
     composer.fill(body)
     composer.press("Enter")
-    expect(page.locator(f"#conv-{cid}-messages .msg.mine").last).to_contain_text(body)
+    expect(mine(page, cid).last).to_contain_text(body)
     # The answer also brings a fresh composer (new client key); type the next one into that.
     expect(page.locator(f"#conv-{cid}-composer textarea")).to_have_value("")
 
@@ -107,7 +119,7 @@ def test_buyer_meets_seller_live(new_context, seller_page):
     expect(buyer.locator(f"#conv-{cid}-receipt")).to_contain_text("Seen")
     wait_for_stream(seller_page)
     send(seller_page, cid, "Yes, it is! Shall I hold the date for you?")
-    expect(buyer.locator(f"#conv-{cid}-messages .msg.theirs")).to_contain_text("Shall I hold the date")
+    expect(theirs(buyer, cid)).to_contain_text("Shall I hold the date")
     expect(seller_page.locator(f"#conv-{cid}-receipt")).to_contain_text("Seen")
     screenshot(buyer, "conversation")
 
@@ -125,7 +137,7 @@ def test_a_late_send_answer_does_not_take_a_receipt_back(new_context, seller_pag
     composer.fill("Yes, Sundays are free.")
     composer.press("Enter")
     # The send is stored and streamed while its answer is held: the buyer reads the reply.
-    expect(buyer.locator(f"#conv-{cid}-messages .msg.theirs")).to_contain_text("Sundays are free")
+    expect(theirs(buyer, cid)).to_contain_text("Sundays are free")
     receipt = seller_page.locator(f"#conv-{cid}-receipt")
     expect(receipt).to_have_attribute("data-status", "seen")
     route, answer = held[0]
@@ -133,7 +145,7 @@ def test_a_late_send_answer_does_not_take_a_receipt_back(new_context, seller_pag
     expect(composer).to_have_value("Yes, Sundays are free.")  # the answer has not been swapped in yet
     route.fulfill(response=answer)
     expect(seller_page.locator(f"#conv-{cid}-composer textarea")).to_have_value("")  # now it has
-    expect(seller_page.locator(f"#conv-{cid}-messages .msg.mine")).to_have_count(1)
+    expect(mine(seller_page, cid)).to_have_count(1)
     expect(receipt).to_have_attribute("data-status", "seen")
     expect(receipt).to_contain_text("Seen")
 
@@ -149,14 +161,14 @@ def test_two_tabs_of_one_person_agree(new_context, seller_page):
     wait_for_stream(first)
     wait_for_stream(second)
     send(first, cid, "sent from the first tab")
-    expect(second.locator(f"#conv-{cid}-messages .msg.mine")).to_have_count(2)
+    expect(mine(second, cid)).to_have_count(2)
     expect(second.locator(f"#conv-{cid}-messages")).to_contain_text("sent from the first tab")
     # The seller replies; both tabs show it, and being open and visible, both read it.
     seller_page.goto(f"/conversations/{cid}")
     wait_for_stream(seller_page)
     send(seller_page, cid, "reply for both tabs")
     for page in (first, second):
-        expect(page.locator(f"#conv-{cid}-messages .msg.theirs")).to_contain_text("reply for both tabs")
+        expect(theirs(page, cid)).to_contain_text("reply for both tabs")
         expect(page.locator("#unread-badge")).to_have_text("")
 
 
@@ -176,8 +188,8 @@ def test_messages_sent_while_a_tab_was_hidden_arrive_once_in_order(new_context, 
         buyer.evaluate("Object.defineProperty(document, 'hidden', {value: false, configurable: true});"
                        "Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});"
                        "document.dispatchEvent(new Event('visibilitychange'))")
-    theirs = buyer.locator(f"#conv-{cid}-messages .msg.theirs .msg-body")
-    expect(theirs).to_have_text(["while hidden 1", "while hidden 2", "while hidden 3"])
+    bodies = theirs(buyer, cid).locator(".msg-body")
+    expect(bodies).to_have_text(["while hidden 1", "while hidden 2", "while hidden 3"])
 
 
 def test_messages_sent_while_the_server_restarts_arrive_once_in_order(new_context, seller_page, restart_server, guard):
@@ -193,8 +205,62 @@ def test_messages_sent_while_the_server_restarts_arrive_once_in_order(new_contex
     wait_for_stream(seller_page)
     for i in range(1, 4):
         send(seller_page, cid, f"after the restart {i}")
-    theirs = buyer.locator(f"#conv-{cid}-messages .msg.theirs .msg-body")
-    expect(theirs).to_have_text(["after the restart 1", "after the restart 2", "after the restart 3"], timeout=30000)
+    bodies = theirs(buyer, cid).locator(".msg-body")
+    expect(bodies).to_have_text(["after the restart 1", "after the restart 2", "after the restart 3"], timeout=30000)
+
+
+MINE = {"background-color": "rgb(204, 251, 241)", "align-self": "flex-end"}
+THEIRS = {"background-color": "rgb(241, 245, 249)", "align-self": "flex-start"}
+
+
+def look(message):
+    return message.evaluate("m => ({'background-color': getComputedStyle(m).backgroundColor,"
+                            " 'align-self': getComputedStyle(m).alignSelf})")
+
+
+def test_the_same_fragments_show_each_viewer_their_own(new_context, seller_page):
+    """Messages and inbox rows reach every member as the same HTML; the page's viewer rule (CSS,
+    no script) shows each person what is theirs: my messages' look, the sender's name, the safety
+    notice and the report link for the others, the Remove link for the board's owner, and in a
+    private row the other person's name only."""
+    owner, cid = new_buyer_asks_the_seller(new_context, "Rhea Kapoor", "About a board")
+    seller_id = seller_page.locator("body").get_attribute("data-viewer")
+    row = seller_page.locator(f"#seller-inbox-list #inbox-row-{cid}")
+    expect(row.locator("[data-person]", has_text="Rhea Kapoor")).to_be_visible()
+    expect(row.locator(f'[data-person="{seller_id}"]')).to_be_hidden()
+
+    owner.goto("/boards/new")
+    owner.get_by_label("Board name").fill("Rhea's sangeet")
+    owner.get_by_label("Event date").fill("2031-12-14")
+    owner.get_by_label("City").fill("Mumbai")
+    owner.get_by_role("button", name="Create board").click()
+    expect(owner).to_have_url(re.compile(r"/boards/\d+$"))
+    board_id = int(re.search(r"/boards/(\d+)$", owner.url).group(1))
+    owner.goto(f"/boards/{board_id}/manage")
+    owner.locator('input[name="sellers"]').first.check()  # the seller she talked to
+    owner.get_by_role("button", name="Add to the board").click()
+    seller_page.goto(f"/boards/{board_id}")
+    owner.goto(f"/boards/{board_id}")
+    wait_for_stream(seller_page)
+    wait_for_stream(owner)
+
+    send(owner, board_id, "Call me on 98765 43210 about the mandap")
+    own, seen = mine(owner, board_id).last, theirs(seller_page, board_id).last
+    expect(seen).to_contain_text("about the mandap")  # live, in the seller's open board
+    assert look(own) == MINE and look(seen) == THEIRS
+    for part in (".msg-sender", ".msg-safety", ".report-link"):
+        expect(seen.locator(part)).to_be_visible()
+        expect(own.locator(part)).to_be_hidden()
+    expect(seen.get_by_role("link", name="Remove")).to_be_hidden()
+    expect(own.get_by_role("link", name="Remove")).to_be_visible()
+
+    send(seller_page, board_id, "Booked for you")
+    reply = theirs(owner, board_id).last
+    expect(reply).to_contain_text("Booked for you")
+    assert look(reply) == THEIRS and look(mine(seller_page, board_id).last) == MINE
+    expect(reply.get_by_role("link", name="Remove")).to_be_visible()
+    expect(reply.get_by_role("link", name="Report")).to_be_visible()
+    expect(mine(seller_page, board_id).last.get_by_role("link", name="Remove")).to_be_hidden()
 
 
 def test_typing_shows_and_goes_away_on_its_own(new_context, seller_page):
@@ -217,7 +283,7 @@ def test_shift_enter_makes_a_newline_and_enter_sends(new_context, seller_page):
     box.press_sequentially("line two")
     expect(buyer.locator(f"#conv-{cid}-messages .msg")).to_have_count(1)
     box.press("Enter")
-    expect(buyer.locator(f"#conv-{cid}-messages .msg.mine .msg-body").last).to_have_text("line one\nline two")
+    expect(mine(buyer, cid).locator(".msg-body").last).to_have_text("line one\nline two")
     expect(buyer.locator(f"#conv-{cid}-composer textarea")).to_have_value("")
 
 
