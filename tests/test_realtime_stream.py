@@ -79,6 +79,28 @@ def test_a_reconnect_resumes_after_last_event_id_without_duplicates(buyer, buyer
     assert shown(again.messages(1)) == [("4", "4")]
 
 
+def test_a_reconnect_costs_the_user_and_one_read_of_the_missing_events(app, buyer, buyer_client, open_stream):
+    from sqlalchemy import event as sa_event
+
+    for n in range(3):
+        note([buyer], n)
+    statements = []
+    here = threading.get_ident()
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if threading.get_ident() == here:  # the stream's; not the watch's rounds
+            statements.append(statement)
+
+    sa_event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        stream = open_stream(buyer_client, last_event_id=1)
+        assert shown(stream.messages(2)) == [("2", "1"), ("3", "2")]
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", seen)
+    assert len(statements) == 2, statements  # the session's user, then the counter and the events past 1
+    assert "stream_events" in statements[1] and "stream_counters" in statements[1]
+
+
 def test_an_event_committed_while_the_stream_replays_is_not_lost(app, buyer, buyer_client, open_stream):
     """The race the hub registration closes: a writer commits and publishes after the replay
     query ran but before the stream went live."""

@@ -147,24 +147,23 @@ class Stream:
     # Opening (in the view: app + request context, DB session) ------------------------------
 
     def _replay(self, cursor):
-        last = event_log.last_seq(self.user_id)
         limit = self.config["STREAM_REPLAY_LIMIT"]
+        last, rows = event_log.replay(self.user_id, cursor, limit + 1)  # one indexed read
         if cursor > last:
-            return self._resync()  # a cursor from another database, or made up
-        rows = event_log.events_after(self.user_id, cursor, limit + 1) if cursor < last else []
+            return self._resync(last)  # a cursor from another database (a restored backup), or made up
         if len(rows) > limit or (cursor < last and (not rows or rows[0].seq != cursor + 1)):
-            return self._resync()
+            return self._resync(last)  # too far behind, or the oldest events are gone
         for row in rows:
             self.backlog.append(html_frame(registry.render(row), id=row.seq))  # id-only if None
         self.seen = rows[-1].seq if rows else cursor
 
-    def _resync(self):
-        self.backlog.append(self._resync_frame())
+    def _resync(self, last):
+        self.backlog.append(self._resync_frame(last))
 
-    def _resync_frame(self):
+    def _resync_frame(self, last):
         # Too far behind to replay event by event: the page reloads its state, and the `id:`
         # moves the client's cursor to now. Later events come live.
-        self.seen = event_log.last_seq(self.user_id)
+        self.seen = last
         self.ahead.clear()
         self.gap_since = None
         return frame(data_lines(str(self.seen)), id=self.seen, event="resync")
@@ -269,7 +268,7 @@ class Stream:
         with self._context():
             rows = event_log.events_after(self.user_id, self.seen, limit + 1)
             if len(rows) > limit:
-                return self._resync_frame()
+                return self._resync_frame(event_log.last_seq(self.user_id))
             rendered = [(row, registry.render(row)) for row in rows]
         return "".join(self._durable(Durable(row.seq, row.kind, data_lines(html))) for row, html in rendered)
 
