@@ -1,4 +1,5 @@
-"""How chat's durable events look in a user's stream, and the hooks `realtime` calls back.
+"""How chat's durable events look in a user's stream, the hooks `realtime` calls back, and the
+typing notice (ephemeral: rendered here and sent, never stored), for both kinds of conversation.
 
 Each renderer receives one `StreamEvent` of one user and returns that user's HTML for it, built
 from the current state (so a replayed event shows what is true now). Fragments carry stable ids
@@ -152,10 +153,16 @@ def render_badge_snapshot(user_id):
 
 def render_typing(conversation, user):
     if conversation.is_board:
-        from .boards.events import render_typing as render_board_typing
-
-        return render_board_typing(conversation, user)
+        return render_template("chat/_board_typist.html", board=conversation, typist=user)
     return render_template("chat/_typing.html", conversation=conversation, typist=user, oob=True)
+
+
+def send_typing(conversation, user):
+    """Tell the other participants' open tabs that `user` is typing (ephemeral, never stored)."""
+    if conversation.closed_at is not None:
+        return
+    others = [p.user_id for p in conversation.others(user.id)]
+    realtime.ephemeral(others, render_typing(conversation, user))
 
 
 def wants_delivery_receipt(user_id, data):

@@ -327,16 +327,6 @@ def mark_delivered(user_id, up_to_by_conversation, notify=None):
     return moved
 
 
-def send_typing(conversation, user):
-    """Tell the other participants' open tabs that `user` is typing (ephemeral, never stored)."""
-    from .events import render_typing
-
-    if conversation.closed_at is not None:
-        return
-    others = [p.user_id for p in conversation.others(user.id)]
-    realtime.ephemeral(others, render_typing(conversation, user))
-
-
 def _store(conversation, members, values):
     """Insert the message unless its client key was stored before or a block stands between the
     two people of a private conversation, make it the conversation's last message, and count it

@@ -14,8 +14,8 @@ from ...accounts.services import get_user_by_email
 from ...listings.guards import get_listing_for_viewer
 from .. import queries as chat_queries
 from .. import services as chat_services
-from ..models import ORGANISER, SELLER
-from ..routes import int_arg, is_htmx
+from ..models import GROUP, ORGANISER, SELLER
+from ..routes import int_arg, is_htmx, page_of
 from . import queries, services
 from .forms import BoardForm, InviteForm, ShareForm
 from .queries import BoardGone, get_board_for_member, get_board_for_owner
@@ -60,6 +60,7 @@ def show(board_id):
     return render_board(board, messages=messages, has_older=has_older, before=before)
 
 
+@page_of(GROUP)
 def render_board(board, status=200, messages=None, has_older=False, before=None, **extra):
     if messages is None:
         messages, has_older = chat_queries.history(board.id)
