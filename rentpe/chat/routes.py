@@ -3,20 +3,12 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from .. import ratelimits, realtime
-from ..listings.routes import get_listing_for_viewer
+from ..http import int_arg, is_htmx
+from ..listings.guards import get_listing_for_viewer
 from . import events, queries, services
 from .queries import get_conversation_for_participant
 
 bp = Blueprint("chat", __name__)
-
-
-def is_htmx():
-    return request.headers.get("HX-Request") == "true"
-
-
-def int_arg(name):
-    value = request.values.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 def render_conversation(conversation, before=None, status=200, **composer):

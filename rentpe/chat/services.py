@@ -19,6 +19,7 @@ from .. import realtime
 from ..database import insert_for, is_postgresql, without_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
+from ..text import CONTROL_CHARACTERS as _CONTROL
 from . import blocks, contact
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
 from .queries import receipt_of
@@ -33,8 +34,6 @@ BOARD_MESSAGE = "chat.board_message"
 READ = "chat.read"
 RECEIPT = "chat.receipt"
 
-# C0 controls other than tab and newline, DEL, and NUL (PostgreSQL text can't hold NUL).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CLIENT_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 

@@ -29,11 +29,11 @@ def render_board_event(event):
         return None
     if board.participant(event.user_id) is None:
         return render_departure(board, event.user_id)
-    members = queries.members(board)
+    members = chat_queries.members(board)
     return [
         render_inbox_rows(board, event.user_id),
         render_template("chat/events/board.html", board=board, conversation=board, viewer_id=event.user_id,
-                        members=members, receipt=queries.seen_by(board),
+                        members=members, receipt=chat_queries.seen_by(board),
                         online_ids=realtime.presence.online([p.user_id for p in members])),
     ]
 

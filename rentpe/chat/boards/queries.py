@@ -11,9 +11,7 @@ from ...accounts.models import User
 from ...extensions import db
 from ...listings.models import LIVE, Favourite, Listing
 from ..models import BUYER, DIRECT, GROUP, OWNER, SELLER, Conversation, Participant
-# A board's members and its "seen by" line are chat's receipts of a group conversation (one
-# `receipt_for` serves both kinds); board pages and events read them through this module too.
-from ..queries import SeenBy, get_conversation_for_participant, members, seen_by  # noqa: F401
+from ..queries import get_conversation_for_participant
 
 
 class BoardGone(Forbidden):
