@@ -6,6 +6,8 @@ from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .http import is_htmx
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -23,7 +25,7 @@ MESSAGES = {
 
 def render_error(code, message=None):
     message = message or MESSAGES.get(code, "Something went wrong.")
-    template = "errors/_error.html" if request.headers.get("HX-Request") else "errors/error.html"
+    template = "errors/_error.html" if is_htmx() else "errors/error.html"
     return render_template(template, code=code, message=message), code
 
 

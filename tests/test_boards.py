@@ -224,6 +224,17 @@ def test_members_write_through_the_chat_send_path(make_client, owner_client, ash
     assert ravi.get(no_js.headers["Location"]).headers["Location"].endswith(f"/boards/{board_id}")
 
 
+def test_without_javascript_a_refused_board_message_is_the_board_page_with_the_composer_error(
+        make_client, asha, seller):
+    board_id = make_board(asha, sellers=[seller])
+    response = send(logged_in(make_client, seller), board_id, "x" * 4001, "nojs-board-0001", htmx=False)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "<html" in page
+    assert f'id="conv-{board_id}-members"' in page  # the board's page, not a private conversation's
+    assert 'composer-error" role="alert">Messages can be at most' in page
+    assert messages_in(board_id) == []
+
+
 @pytest.mark.parametrize("body", ["", "   ", "x" * 4001])
 def test_board_messages_follow_the_same_body_rules(make_client, asha, seller, body):
     board_id = make_board(asha, sellers=[seller])

@@ -325,7 +325,7 @@ def test_pages_cover_every_result_once(shop):
 ])
 def test_page_numbers_are_clamped(shop, page, shown):
     results = search_listings(page=page)
-    assert results.page == shown
+    assert results.number == shown
     assert len(results.items) == PAGE_SIZE
 
 
@@ -333,7 +333,7 @@ def test_page_numbers_are_clamped(shop, page, shown):
 def test_a_page_far_past_the_end_shows_the_last_page(shop, q):
     # (page - 1) * per_page must stay a valid OFFSET: PostgreSQL refuses one beyond bigint.
     results = search_listings(q=q, page="9" * 20, per_page=100)
-    assert results.page == results.pages
+    assert results.number == results.pages
 
 
 def test_pager_links_keep_the_filters(client, shop):
@@ -376,7 +376,7 @@ def test_bad_parameters_are_ignored_or_clamped(client, shop, params, shown):
 
 def test_nul_bytes_in_any_parameter_are_cleaned_by_the_search(shop):
     results = search_listings(q="\x00", city="\x00", price_min="\x00", sort="\x00", category="\x00", page="\x00")
-    assert results.total == len(shop) and results.page == 1
+    assert results.total == len(shop) and results.number == 1
     assert [listing.title for listing in search_listings(city="Pu\x00ne", per_page=100).items] == []
 
 

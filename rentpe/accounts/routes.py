@@ -1,24 +1,15 @@
 """Log-in, sign-up, log-out, becoming a seller, public seller pages."""
 import secrets
-from urllib.parse import urlsplit
 
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from .. import ratelimits, realtime
+from ..http import is_htmx, safe_next
 from . import services
 from .forms import LoginForm, SellerProfileForm, SignupForm
 
 bp = Blueprint("accounts", __name__)
-
-
-def safe_next(default):
-    """Only same-site relative paths are followed after log-in."""
-    target = request.args.get("next") or request.form.get("next") or ""
-    parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc and "\\" not in target:
-        return target
-    return default
 
 
 def start_session(user, remember=False):
@@ -30,7 +21,7 @@ def start_session(user, remember=False):
 
 def render_form(name, form):
     """The page, or for htmx just the form fragment (`accounts/_<name>_form.html`)."""
-    template = f"accounts/_{name}_form.html" if request.headers.get("HX-Request") else f"accounts/{name}.html"
+    template = f"accounts/_{name}_form.html" if is_htmx() else f"accounts/{name}.html"
     return render_template(template, form=form)
 
 

@@ -1,4 +1,5 @@
-"""How chat's durable events look in a user's stream, and the hooks `realtime` calls back.
+"""How chat's durable events look in a user's stream, the hooks `realtime` calls back, and the
+typing notice (ephemeral: rendered here and sent, never stored), for both kinds of conversation.
 
 Each renderer receives one `StreamEvent` of one user and returns that user's HTML for it, built
 from the current state (so a replayed event shows what is true now). Fragments carry stable ids
@@ -26,7 +27,7 @@ from . import fragments, queries
 from .fragments import Shared
 from .hiding import HIDDEN
 from .models import SELLER, Conversation, Message
-from .services import BOARD_MESSAGE, MESSAGE, READ, RECEIPT
+from .services import BOARD_MESSAGE, MESSAGE, READ, RECEIPT, record_deliveries
 
 
 def _conversation_for(event):
@@ -201,10 +202,16 @@ def render_badge_snapshot(user_id):
 
 def render_typing(conversation, user):
     if conversation.is_board:
-        from .boards.events import render_typing as render_board_typing
-
-        return render_board_typing(conversation, user)
+        return render_template("chat/_board_typist.html", board=conversation, typist=user)
     return render_template("chat/_typing.html", conversation=conversation, typist=user, oob=True)
+
+
+def send_typing(conversation, user):
+    """Tell the other participants' open tabs that `user` is typing (ephemeral, never stored)."""
+    if conversation.closed_at is not None:
+        return
+    others = [p.user_id for p in conversation.others(user.id)]
+    realtime.ephemeral(others, render_typing(conversation, user))
 
 
 def on_messages_delivered(events):
@@ -215,12 +222,10 @@ def on_messages_delivered(events):
     the last message, not who received it (a receipt per member for every member a message
     reaches would cost an event per member). A sender's own message reaching their other tabs
     marks nothing."""
-    from .services import record_deliveries
-
     up_to, senders = defaultdict(dict), defaultdict(dict)
     for event in events:
         data = event.data or {}
-        conversation_id, message_id, sender_id = data.get("conversation_id"), data.get("message_id"), data.get("sender_id")
+        conversation_id, message_id, sender_id = (data.get(k) for k in ("conversation_id", "message_id", "sender_id"))
         if not (conversation_id and message_id) or sender_id == event.user_id:
             continue
         mine = up_to[event.user_id]

@@ -1,5 +1,5 @@
 """Reads for chat pages and fragments, and the one guard for conversations."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import abort
 from flask_login import current_user
@@ -8,7 +8,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from ..extensions import db
 from ..listings.models import Listing
-from .models import DIRECT, GROUP, SELLER, Conversation, Message, Participant
+from .models import DIRECT, GROUP, OWNER, SELLER, Conversation, Message, Participant
 
 PAGE_SIZE = 30
 INBOX_LIMIT = 100
@@ -182,11 +182,40 @@ _RECEIPT_STEPS = (None, "sent", "delivered", "seen")
 
 
 def receipt_for(conversation, viewer_id):
+    """The receipt line of either kind: a private conversation's for the viewer, a board's "seen
+    by" (the same for every member)."""
     if conversation.kind == GROUP:
-        from .boards.queries import seen_by
-
         return seen_by(conversation)
     return receipts_for(conversation, [viewer_id])[viewer_id]
+
+
+def members(board):
+    """A board's current members, owner first, then by name."""
+    return sorted(board.participants, key=lambda p: (p.role != OWNER, p.user.display_name.lower(), p.user_id))
+
+
+@dataclass
+class SeenBy:
+    """Read state of a board's last message: which of the other members have seen it."""
+
+    message_id: int | None
+    seen: list = field(default_factory=list)  # Users
+    unseen: list = field(default_factory=list)
+    status = None  # (private conversations' receipts have one)
+
+    @property
+    def audience(self):
+        return len(self.seen) + len(self.unseen)
+
+
+def seen_by(board):
+    last = board.last_message_id
+    if not last:
+        return SeenBy(None)
+    author_id = db.session.scalar(select(Message.sender_id).where(Message.id == last))
+    others = [p for p in members(board) if p.user_id != author_id]
+    return SeenBy(last, [p.user for p in others if p.last_read_message_id >= last],
+                  [p.user for p in others if p.last_read_message_id < last])
 
 
 def receipts_for(conversation, viewer_ids):

@@ -3,20 +3,12 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from .. import ratelimits, realtime
-from ..listings.routes import get_listing_for_viewer
-from . import queries, services
+from ..http import int_arg, is_htmx
+from ..listings.guards import get_listing_for_viewer
+from . import events, queries, services
 from .queries import get_conversation_for_participant
 
 bp = Blueprint("chat", __name__)
-
-
-def is_htmx():
-    return request.headers.get("HX-Request") == "true"
-
-
-def int_arg(name):
-    value = request.values.get(name, "")
-    return int(value) if value.isdigit() and len(value) < 19 else None
 
 
 def render_conversation(conversation, before=None, status=200, **composer):
@@ -43,11 +35,22 @@ def refused_send(conversation, error, status):
     if is_htmx():
         return render_template("chat/_composer.html", conversation=conversation, error=error, body=body,
                                client_key=request.form.get("client_key", "")[:64]), status
-    if conversation.is_board:
-        from .boards.routes import render_board
+    render_page = PAGES.get(conversation.kind, render_conversation)
+    return render_page(conversation, status=status, error=error, body=body)
 
-        return render_board(conversation, status=status, error=error, body=body)
-    return render_conversation(conversation, status=status, error=error, body=body)
+
+# The whole page of a conversation of another kind than private, for a refused send without
+# JavaScript. Boards sit above this module (boards/routes.py) and add theirs with `page_of`: this
+# module never imports them.
+PAGES = {}
+
+
+def page_of(kind):
+    """Decorator: `render(conversation, status=…, error=…, body=…)` renders the page of `kind`."""
+    def add(render):
+        PAGES[kind] = render
+        return render
+    return add
 
 
 def send_refused(message):
@@ -155,7 +158,7 @@ def read(conversation_id):
 @ratelimits.limit(ratelimits.TYPING_PER_USER, ratelimits.per_user, refused=lambda message: "")
 def typing(conversation_id):
     conversation = get_conversation_for_participant(conversation_id)
-    services.send_typing(conversation, current_user)
+    events.send_typing(conversation, current_user)
     return "", 204
 
 

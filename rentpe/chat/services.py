@@ -16,9 +16,10 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import realtime
-from ..database import insert_for, is_postgresql, without_a_transaction
+from ..database import insert_for, is_postgresql
 from ..extensions import db
 from ..models_base import utcnow
+from ..text import CONTROL_CHARACTERS as _CONTROL
 from . import blocks, contact
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
 from .queries import receipt_of
@@ -33,8 +34,6 @@ BOARD_MESSAGE = "chat.board_message"
 READ = "chat.read"
 RECEIPT = "chat.receipt"
 
-# C0 controls other than tab and newline, DEL, and NUL (PostgreSQL text can't hold NUL).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CLIENT_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
@@ -332,16 +331,6 @@ def _move_delivery_cursors(user_id, up_to_by_conversation, notify):
             for event in receipts:
                 event.hints = {"receipt": receipt}
     return moved
-
-
-def send_typing(conversation, user):
-    """Tell the other participants' open tabs that `user` is typing (ephemeral, never stored)."""
-    from .events import render_typing
-
-    if conversation.closed_at is not None:
-        return
-    others = [p.user_id for p in conversation.others(user.id)]
-    realtime.ephemeral(others, render_typing(conversation, user))
 
 
 def _store(conversation, members, values):

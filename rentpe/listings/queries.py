@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
+from ..paging import Page
 from .models import LIVE, REMOVED, STATUSES, Favourite, Listing
 
 
@@ -69,17 +70,6 @@ def seller_stats(seller_id):
     )
 
 
-@dataclass
-class Page:
-    items: list
-    number: int
-    has_next: bool
-
-    @property
-    def has_previous(self):
-        return self.number > 1
-
-
 def saved_listings(user_id, page=1, per_page=24):
     """The live listings `user_id` saved, newest save first. Paused ones come back when resumed."""
     rows = db.session.scalars(
@@ -91,7 +81,7 @@ def saved_listings(user_id, page=1, per_page=24):
         .offset((page - 1) * per_page)
         .limit(per_page + 1)
     ).all()
-    return Page(items=rows[:per_page], number=page, has_next=len(rows) > per_page)
+    return Page.of_rows(rows, page, per_page)
 
 
 def saved_ids(user_id):

@@ -8,14 +8,14 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user, login_required
 
 from ..accounts.models import User
-from ..accounts.routes import safe_next
 from ..errors import render_error
 from ..extensions import db
+from ..http import is_htmx, safe_next
+from ..paging import page_arg
 from . import photos as photo_files
 from . import queries, services
 from .forms import ListingForm, PhotoForm
-# get_listing_for_viewer used to live here; other features may still import it from this module.
-from .guards import can_view, get_listing_for_owner, get_listing_for_viewer  # noqa: F401
+from .guards import can_view, get_listing_for_owner, get_listing_for_viewer
 from .models import CATEGORIES, REMOVED, STATUSES, ListingPhoto
 from .search import FRAGMENT_HEADERS, SORTS, args_from, known_cities, search_listings, wants_results_fragment
 
@@ -26,15 +26,6 @@ PHOTO_MAX_AGE = 365 * 24 * 3600
 # How many listing ids a session remembers as already viewed, so a reload isn't another view.
 VIEWS_REMEMBERED = 50
 MAX_PAGE = 1000
-
-
-def is_htmx():
-    return request.headers.get("HX-Request") == "true"
-
-
-def page_arg():
-    raw = request.args.get("page", "")
-    return min(int(raw), MAX_PAGE) if raw.isdecimal() and 0 < len(raw) < 6 and int(raw) > 0 else 1
 
 
 def form_status():
@@ -260,7 +251,7 @@ def search():
 @bp.get("/saved")
 @login_required
 def favourites():
-    return render_template("listings/saved.html", page=queries.saved_listings(current_user.id, page=page_arg()))
+    return render_template("listings/saved.html", page=queries.saved_listings(current_user.id, page=page_arg(MAX_PAGE)))
 
 
 @bp.get("/photos/<size>/<key>")

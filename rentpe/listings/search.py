@@ -33,6 +33,8 @@ from sqlalchemy.sql.selectable import Join
 
 from ..database import is_postgresql
 from ..extensions import db
+from ..http import is_htmx
+from ..paging import Page
 from .models import CATEGORIES, LIVE, Listing
 
 RELEVANCE, NEWEST, PRICE_ASC, PRICE_DESC = "relevance", "newest", "price_asc", "price_desc"
@@ -248,47 +250,6 @@ def args_from(mapping):
 # ---------------------------------------------------------------------------------------------
 # Results
 
-@dataclass
-class Page:
-    items: list
-    total: int
-    page: int
-    pages: int
-    per_page: int
-    query: SearchQuery
-
-    @property
-    def has_prev(self):
-        return self.page > 1
-
-    @property
-    def has_next(self):
-        return self.page < self.pages
-
-    @property
-    def first_index(self):
-        return (self.page - 1) * self.per_page + 1 if self.total else 0
-
-    @property
-    def last_index(self):
-        return min(self.page * self.per_page, self.total)
-
-    def window(self, around=2):
-        """Page numbers for the pager: first, last and `around` each side of the current one,
-        with None where numbers are skipped."""
-        shown = {1, self.pages, *range(self.page - around, self.page + around + 1)}
-        numbers, previous = [], 0
-        for number in sorted(n for n in shown if 1 <= n <= self.pages):
-            if number > previous + 1:
-                numbers.append(None)
-            numbers.append(number)
-            previous = number
-        return numbers
-
-    def url_args(self, page):
-        return self.query.url_args(page=page)
-
-
 def search_listings(q="", category=None, city=None, price_min=None, price_max=None, sort=None, page=1,
                     per_page=None):
     """One page of live listings matching the search, best first, and how many match in all."""
@@ -303,8 +264,7 @@ def search_listings(q="", category=None, city=None, price_min=None, price_max=No
         ids, total, query = _browse(query, dialect, per_page)
     else:
         ids, total, query = _keyword_search(query, dialect, keywords, per_page)
-    return Page(items=_load(ids), total=total, page=query.page, pages=max(math.ceil(total / per_page), 1),
-                per_page=per_page, query=query)
+    return Page.counted(_load(ids), query.page, per_page, total, query=query)
 
 
 def _browse(query, dialect, per_page):
@@ -521,7 +481,7 @@ def wants_results_fragment(headers):
     whole <body> (`HX-Request-Type: full`). Those get the full page.
     """
     return (
-        headers.get("HX-Request") == "true"
+        is_htmx(headers)
         and headers.get("HX-History-Restore-Request") != "true"
         and headers.get("HX-Request-Type", "partial") == "partial"
     )

@@ -9,11 +9,12 @@ they came from, or show the refusal there.
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..accounts.routes import safe_next
 from ..chat.models import Message
 from ..errors import render_error
 from ..extensions import db
+from ..http import safe_next
 from ..listings.models import Listing
+from ..paging import page_arg
 from . import queries, services
 from .forms import ActionForm, ResolveForm
 from .models import KINDS, REASON_LABELS, Report
@@ -31,11 +32,6 @@ def require_moderator():
     return None
 
 
-def page_arg():
-    raw = request.args.get("page", "")
-    return min(int(raw), MAX_PAGE) if raw.isdecimal() and 0 < len(raw) < 6 and int(raw) > 0 else 1
-
-
 def id_field(value):
     value = (value or "").strip()
     return int(value) if value.isdecimal() and len(value) < 10 else None
@@ -48,14 +44,14 @@ def index():
 
 @bp.get("/reports")
 def reports():
-    query = queries.QueueFilter.from_args(request.args, page_arg())
+    query = queries.QueueFilter.from_args(request.args, page_arg(MAX_PAGE))
     return render_template("moderation/queue.html", query=query, page=queries.report_queue(query),
                            counts=queries.open_counts(), kinds=KINDS, reasons=REASON_LABELS)
 
 
 @bp.get("/flagged")
 def flagged():
-    return render_template("moderation/flagged.html", page=queries.flagged_messages(page_arg()),
+    return render_template("moderation/flagged.html", page=queries.flagged_messages(page_arg(MAX_PAGE)),
                            counts=queries.open_counts())
 
 
@@ -168,4 +164,4 @@ def user_action(user_id, action):
 
 @bp.get("/audit")
 def audit():
-    return render_template("moderation/audit.html", page=queries.audit_log(page_arg()))
+    return render_template("moderation/audit.html", page=queries.audit_log(page_arg(MAX_PAGE)))

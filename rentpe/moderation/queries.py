@@ -16,8 +16,8 @@ from ..chat.queries import get_conversation_for_participant
 from ..extensions import db
 from ..listings.guards import get_listing_for_viewer
 from ..listings.models import Listing
-from ..listings.queries import Page
 from ..models_base import utcnow
+from ..paging import Page
 from .models import CONTACT_INFO, CONVERSATION, KINDS, LISTING, MESSAGE, OPEN, REASON_LABELS, RESOLVED, USER
 from .models import ModerationAction, Report
 
@@ -135,7 +135,7 @@ def report_queue(query):
     rows = db.session.scalars(
         stmt.order_by(Report.created_at, Report.id).offset((query.page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
     ).all()
-    return Page(items=rows[:PAGE_SIZE], number=query.page, has_next=len(rows) > PAGE_SIZE)
+    return Page.of_rows(rows, query.page, PAGE_SIZE)
 
 
 def open_counts():
@@ -156,7 +156,7 @@ def flagged_messages(page):
     rows = db.session.scalars(
         _flagged().order_by(Message.id).offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)
     ).all()
-    return Page(items=rows[:PAGE_SIZE], number=page, has_next=len(rows) > PAGE_SIZE)
+    return Page.of_rows(rows, page, PAGE_SIZE)
 
 
 def get_flagged_message(message_id):
@@ -277,7 +277,7 @@ def audit_log(page):
         select(ModerationAction).order_by(ModerationAction.id.desc())
         .offset((page - 1) * AUDIT_PAGE_SIZE).limit(AUDIT_PAGE_SIZE + 1)
     ).all()
-    return Page(items=rows[:AUDIT_PAGE_SIZE], number=page, has_next=len(rows) > AUDIT_PAGE_SIZE)
+    return Page.of_rows(rows, page, AUDIT_PAGE_SIZE)
 
 
 def actions_on(report):

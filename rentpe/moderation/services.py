@@ -6,8 +6,6 @@ it writes its `ModerationAction` row into the same transaction as the change, so
 holds exactly the actions that happened, and an action that changes nothing (a message already
 hidden, a listing already removed) logs nothing.
 """
-import re
-
 from sqlalchemy import select, update
 
 from .. import realtime
@@ -18,14 +16,11 @@ from ..extensions import db
 from ..listings import services as listing_services
 from ..listings.models import LIVE, PAUSED, REMOVED, Listing
 from ..models_base import utcnow
+from ..text import CONTROL_CHARACTERS
 from .models import (
     CONTACT_INFO, HIDE_MESSAGE, MESSAGE, NOTE_MAX, OPEN, PAUSE_LISTING, REASONS, REINSTATE_USER, REMOVE_LISTING,
     RESOLVE_REPORT, RESOLVED, REVIEW_FLAGGED, SUSPEND_USER, USER, VIEW_CONVERSATION, ModerationAction, Report,
 )
-
-# C0 controls other than tab and newline, DEL, and NUL (as chat strips them from messages).
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
 
 class ModerationError(ValueError):
     """A report or action was refused; the message is shown where the action was."""
@@ -43,7 +38,7 @@ class AlreadyReported(ModerationError):
 
 def clean_note(raw, required=False, what="note"):
     text = (raw or "").replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text).strip()
+    text = CONTROL_CHARACTERS.sub("", text).strip()
     if required and not text:
         raise ModerationError(f"Write a {what} first.")
     if len(text) > NOTE_MAX:

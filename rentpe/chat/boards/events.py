@@ -1,7 +1,7 @@
 """How board events look in a member's stream, and the board hooks `realtime` calls back.
 
-Messages, reads and hidden messages are chat's own events (chat/events.py renders them, board
-variants come from the templates). This module renders the board's own events and sends presence
+Messages, reads, hidden messages and typing are chat's own events (chat/events.py renders them,
+board variants come from the templates). This module renders the board's own events and sends presence
 changes to co-members. Like every renderer, these build from the current state and check
 membership when they render: a former member gets nothing of the board but the notice that they
 left or were removed.
@@ -29,11 +29,11 @@ def render_board_event(event):
         return None
     if board.participant(event.user_id) is None:
         return render_departure(board, event.user_id)
-    members = queries.members(board)
+    members = chat_queries.members(board)
     return [
         render_inbox_rows(board, event.user_id),
         render_template("chat/events/board.html", board=board, conversation=board, viewer_id=event.user_id,
-                        members=members, receipt=queries.seen_by(board),
+                        members=members, receipt=chat_queries.seen_by(board),
                         online_ids=realtime.presence.online([p.user_id for p in members])),
     ]
 
@@ -45,10 +45,6 @@ def render_departure(board, user_id):
         return None
     return render_template("chat/events/board_left.html", board=board, reason=departure.left_reason,
                            unread=chat_queries.total_unread(user_id))
-
-
-def render_typing(board, user):
-    return render_template("chat/_board_typist.html", board=board, typist=user)
 
 
 def on_presence_changed(user_id, online):

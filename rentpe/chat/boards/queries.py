@@ -1,5 +1,5 @@
 """Reads for board pages, and the board guards (built on chat's one conversation guard)."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flask import abort
 from flask_login import current_user
@@ -10,7 +10,7 @@ from werkzeug.exceptions import Forbidden, NotFound
 from ...accounts.models import User
 from ...extensions import db
 from ...listings.models import LIVE, Favourite, Listing
-from ..models import BUYER, DIRECT, GROUP, OWNER, SELLER, Conversation, Message, Participant
+from ..models import BUYER, DIRECT, GROUP, OWNER, SELLER, Conversation, Participant
 from ..queries import get_conversation_for_participant
 
 
@@ -59,35 +59,6 @@ def former_membership(board_id, user_id):
 
 
 ROLE_LABELS = {OWNER: "Owner", "organiser": "Co-organiser", SELLER: "Seller"}
-
-
-def members(board):
-    """Current members, owner first, then by name."""
-    return sorted(board.participants, key=lambda p: (p.role != OWNER, p.user.display_name.lower(), p.user_id))
-
-
-@dataclass
-class SeenBy:
-    """Read state of the board's last message: which of the other members have seen it."""
-
-    message_id: int | None
-    seen: list = field(default_factory=list)  # Users
-    unseen: list = field(default_factory=list)
-    status = None  # (private conversations' receipts have one)
-
-    @property
-    def audience(self):
-        return len(self.seen) + len(self.unseen)
-
-
-def seen_by(board):
-    last = board.last_message_id
-    if not last:
-        return SeenBy(None)
-    author_id = db.session.scalar(select(Message.sender_id).where(Message.id == last))
-    others = [p for p in members(board) if p.user_id != author_id]
-    return SeenBy(last, [p.user for p in others if p.last_read_message_id >= last],
-                  [p.user for p in others if p.last_read_message_id < last])
 
 
 @dataclass

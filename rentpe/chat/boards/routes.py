@@ -11,11 +11,12 @@ from flask_login import current_user, login_required
 
 from ... import realtime
 from ...accounts.services import get_user_by_email
+from ...http import int_arg, is_htmx
 from ...listings.guards import get_listing_for_viewer
 from .. import queries as chat_queries
 from .. import services as chat_services
-from ..models import ORGANISER, SELLER
-from ..routes import int_arg, is_htmx
+from ..models import GROUP, ORGANISER, SELLER
+from ..routes import page_of
 from . import queries, services
 from .forms import BoardForm, InviteForm, ShareForm
 from .queries import BoardGone, get_board_for_member, get_board_for_owner
@@ -60,16 +61,17 @@ def show(board_id):
     return render_board(board, messages=messages, has_older=has_older, before=before)
 
 
+@page_of(GROUP)
 def render_board(board, status=200, messages=None, has_older=False, before=None, **extra):
     if messages is None:
         messages, has_older = chat_queries.history(board.id)
-    members = queries.members(board)
+    members = chat_queries.members(board)
     share = ShareForm(formdata=None, client_key=chat_services.new_client_key())
     share.listing_id.choices = [(l.id, l.title) for l in queries.shareable_listings(board, current_user.id)]
     return render_template(
         "chat/board.html", conversation=board, board=board, messages=messages, has_older=has_older, before=before,
         me=board.participant(current_user.id), members=members,
-        online_ids=realtime.presence.online([p.user_id for p in members]), receipt=queries.seen_by(board),
+        online_ids=realtime.presence.online([p.user_id for p in members]), receipt=chat_queries.seen_by(board),
         client_key=chat_services.new_client_key(), share=share, **extra,
     ), status
 
@@ -106,7 +108,7 @@ def invite_form(board, **kwargs):
 
 def render_manage(board, details, invite, status=200, **errors):
     return render_template("chat/board_manage.html", board=board, details=details, invite=invite,
-                           members=queries.members(board), **errors), status
+                           members=chat_queries.members(board), **errors), status
 
 
 @bp.post("/boards/<int:board_id>/details")
