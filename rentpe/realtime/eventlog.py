@@ -16,7 +16,7 @@ import logging
 
 from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
-from sqlalchemy import JSON, DateTime, and_, bindparam, insert, or_, select, text, update
+from sqlalchemy import JSON, DateTime, and_, bindparam, insert, select, text, update
 
 from ..database import is_postgresql, without_a_transaction
 from ..extensions import db
@@ -125,31 +125,31 @@ def last_seq(user_id):
     return db.session.scalar(select(StreamCounter.seq).where(StreamCounter.user_id == user_id)) or 0
 
 
-# Users per statement of `last_seqs`: one statement for all the streams of a busy worker (SQLite
-# takes up to 32,766 bound parameters).
-LAST_SEQS_CHUNK = 10_000
-
-
-def last_seqs(user_ids):
-    """{user id: seq of their latest committed event} for these users (absent: none yet)."""
-    user_ids = sorted(user_ids)
-    found = {}
-    for start in range(0, len(user_ids), LAST_SEQS_CHUNK):
-        chunk = user_ids[start:start + LAST_SEQS_CHUNK]
-        found.update(db.session.execute(
-            select(StreamCounter.user_id, StreamCounter.seq).where(StreamCounter.user_id.in_(chunk))).all())
-    return found
-
-
-# Users per statement of `events_delivered`: a few conditions each (SQLite's expression depth
-# limit is 1,000).
-DELIVERED_CHUNK = 200
+# Users per statement of `last_seqs` and `events_delivered` (SQLite takes up to 32,766 bound
+# parameters); one statement for all the streams of a busy worker.
+CHUNK = 5_000
+# Built once: the watch runs these every round.
+_LAST_SEQS = select(StreamCounter.user_id, StreamCounter.seq).where(
+    StreamCounter.user_id.in_(bindparam("p_users", expanding=True)))
 _ADVANCE_DELIVERED = (
     update(StreamCounter.__table__)
     .where(StreamCounter.__table__.c.user_id == bindparam("p_user"),
            StreamCounter.__table__.c.delivered_seq < bindparam("p_seq"))
     .values(delivered_seq=bindparam("p_seq"))
 )
+
+
+def _chunks(items):
+    items = sorted(items)
+    return (items[start:start + CHUNK] for start in range(0, len(items), CHUNK))
+
+
+def last_seqs(user_ids):
+    """{user id: seq of their latest committed event} for these users (absent: none yet)."""
+    found = {}
+    for chunk in _chunks(user_ids):
+        found.update(db.session.execute(_LAST_SEQS, {"p_users": chunk}).all())
+    return found
 
 
 def advance_delivered(ranges):
@@ -160,18 +160,35 @@ def advance_delivered(ranges):
                                                 for user_id, (_, up_to) in sorted(ranges.items())])
 
 
+@functools.lru_cache(maxsize=16)
+def _events_delivered_statement(count, kinds):
+    """The events of `kinds` inside `count` (user, after, up_to) ranges, joined to them as a
+    VALUES list (whose columns both databases name column1, column2, column3)."""
+    ranges = ", ".join(f"(:u{i}, :a{i}, :b{i})" for i in range(count))
+    names = ", ".join(f":k{i}" for i in range(len(kinds)))
+    return text(
+        f"SELECT e.user_id, e.seq, e.kind, e.data FROM (VALUES {ranges}) AS r"
+        " JOIN stream_events AS e ON e.user_id = r.column1 AND e.seq > r.column2 AND e.seq <= r.column3"
+        f" WHERE e.kind IN ({names}) ORDER BY e.user_id, e.seq"
+    ).columns(data=JSON)
+
+
 def events_delivered(ranges, kinds):
-    """The committed events of `kinds` with after < seq <= up_to of {user id: (after, up_to)}."""
+    """The committed events of `kinds` with after < seq <= up_to of {user id: (after, up_to)}:
+    rows with `user_id`, `seq`, `kind` and `data`."""
     if not kinds or not ranges:
         return []
+    kinds = tuple(sorted(kinds))
     found = []
-    items = sorted(ranges.items())
-    for start in range(0, len(items), DELIVERED_CHUNK):
-        chunk = items[start:start + DELIVERED_CHUNK]
-        found.extend(db.session.scalars(
-            select(StreamEvent).where(StreamEvent.kind.in_(kinds), or_(*(
-                and_(StreamEvent.user_id == user_id, StreamEvent.seq > after, StreamEvent.seq <= up_to)
-                for user_id, (after, up_to) in chunk))).order_by(StreamEvent.user_id, StreamEvent.seq)))
+    for chunk in _chunks(ranges.items()):
+        params = {f"k{i}": kind for i, kind in enumerate(kinds)}
+        for i, (user_id, (after, up_to)) in enumerate(chunk):
+            params.update({f"u{i}": user_id, f"a{i}": after, f"b{i}": up_to})
+        # Padded to a power of two, so a handful of statements serve every round.
+        count = 1 << (len(chunk) - 1).bit_length()
+        for i in range(len(chunk), count):
+            params.update({f"u{i}": 0, f"a{i}": 0, f"b{i}": 0})
+        found.extend(db.session.execute(_events_delivered_statement(count, kinds), params).all())
     return found
 
 

@@ -110,6 +110,10 @@ class Stream:
         self.id = uuid.uuid4().hex
         self.subscription = None
         self.backlog = []
+        # Kinds whose delivery someone waits for (a receipt): only they move the delivery cursor,
+        # so a stream that wrote nothing but board messages leaves the watch nothing to record.
+        self.awaited = frozenset(registry.delivery_kinds())
+        self.delivering = False  # sent one of those since the watch last took the cursor
         self._seen = 0
         self.ahead = set()  # seqs > seen + 1 already sent (without id)
         self.gap_since = None
@@ -155,6 +159,7 @@ class Stream:
             return self._resync(last)  # too far behind, or the oldest events are gone
         for row in rows:
             self.backlog.append(html_frame(registry.render(row), id=row.seq))  # id-only if None
+            self.delivering = self.delivering or row.kind in self.awaited
         self.seen = rows[-1].seq if rows else cursor
 
     def _resync(self, last):
@@ -247,6 +252,7 @@ class Stream:
         seq = message.seq
         if seq <= self.seen or seq in self.ahead:
             return ""  # already sent (by the replay, or earlier out of order)
+        self.delivering = self.delivering or message.kind in self.awaited
         if seq != self.seen + 1:
             self.ahead.add(seq)
             if self.gap_since is None:
@@ -281,7 +287,9 @@ class Stream:
     def _flushed(self):
         # The server has taken what was yielded (the generator resumed): the watch moves the
         # delivery cursor to here in its next round.
-        self.subscription.flushed = self.seen
+        if self.delivering:
+            self.subscription.flushed = self.seen
+            self.delivering = bool(self.ahead)  # what was sent ahead counts once the gap closes
 
     def _context(self):
         return _HookContext(self.app, self.environ, self.session)
