@@ -17,7 +17,8 @@ with nothing lost, nothing duplicated and every conversation in order:
 Redis faults strike during a last round in which every user gets one last message and nothing
 after it (`loadgen.py --last-round`), so a lost publish has no later message to reveal it. Each
 last message must reach its recipient's open stream within `BOUND_SECONDS` of whichever is later,
-its POST or the end of the fault; `late` counts those that did not (or never arrived):
+the answer to its POST (the message was committed before it) or the end of the fault; `late`
+counts those that did not (or never arrived):
 
 - restart-redis: Redis killed with -9 and started again at once;
 - redis-down: Redis unreachable for `--down-for` seconds (3 by default) while messages are sent:
@@ -173,9 +174,9 @@ def run_scenario(setup, name, streams, rate, duration, workers=2):
 
 def late(report, recovered_at):
     """Last-round messages that reached their open stream more than BOUND_SECONDS after both
-    their POST and the end of the fault, or never."""
-    return sum(1 for posted, arrived in report.get("last_round", [])
-               if arrived is None or arrived - max(posted, recovered_at or 0) > BOUND_SECONDS)
+    their POST's answer and the end of the fault, or never."""
+    return sum(1 for answered, arrived in report.get("last_round", [])
+               if arrived is None or arrived - max(answered, recovered_at or 0) > BOUND_SECONDS)
 
 
 def intact(report):

@@ -46,8 +46,8 @@ emitted while a socket was away counts as lost.
 
 Progress lines go to stderr (`phase: <name>`), so a fault script can act at the right moment;
 the report is one JSON object on stdout (and in `--json`). `last_round` lists, for each message
-of the last round, when its POST started and when it arrived (wall clock, seconds; None if it
-never did), so a fault script can check them against the moment the fault was over.
+of the last round, when its POST was answered and when it arrived (wall clock, seconds; None if
+it never did), so a fault script can check them against the moment the fault was over.
 """
 from gevent import monkey
 
@@ -489,11 +489,12 @@ class Run:
         gevent.joinall(workers)
 
     def last_round_times(self):
-        """[[POST start, arrival or None], …] of the last round, wall clock."""
+        """[[POST answered, arrival or None], …] of the last round, wall clock. The answer comes
+        after the message's commit, so arrival - answer never overstates how late it was."""
         wall = time.time() - time.perf_counter()
-        return [[round(self.sent[t][0] + wall, 3),
+        return [[round(self.sent[t][0] + self.sent[t][4] + wall, 3),
                  round(self.deliveries[t][0] + wall, 3) if t in self.deliveries else None]
-                for t in self.last_round if t in self.sent]
+                for t in self.last_round if t in self.sent and self.sent[t][4] is not None]
 
     def _send(self, sender, recipient, conversation_id, n, copies):
         token = f"{self.tag}-{n}"
