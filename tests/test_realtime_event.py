@@ -78,3 +78,20 @@ def test_broker_payloads_round_trip():
     assert isinstance(parse_payload(END), End)
     with pytest.raises(ValueError):
         parse_payload(b"abc\ndata: x")
+
+
+def test_a_shared_fragment_filled_for_one_recipient_frames_like_its_html():
+    from markupsafe import Markup
+
+    from rentpe.realtime import Shared, hole
+
+    shared = Shared(Markup("<li>\r\nline one\n") + hole("badge") + Markup("\n<p>") + hole("receipt") + Markup("</p>\0"))
+    assert shared.names == ["badge", "receipt"]
+    for pieces in ({"badge": "<b>3</b>", "receipt": "Seen"}, {"badge": "", "receipt": "two\nlines\r\0"}):
+        filled = shared.fill(pieces)
+        assert filled.lines == data_lines(str(filled))  # computed once, as data_lines would
+        assert "\n" not in str(filled).split("line one\n")[1].split("\n<p>")[0]  # a piece stays one line
+    plain = Shared("<p>no holes</p>").fill({})
+    assert str(plain) == "<p>no holes</p>" and plain.lines == "data: <p>no holes</p>\n"
+    memo, part = {}, "<p>shared\nby all</p>"
+    assert data_lines([part, part], memo) == data_lines([part, part]) and len(memo) == 1

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from flask import render_template
 
 from .. import realtime
+from ..realtime import Shared
 from ..accounts.models import User
 from ..extensions import db
 from . import fragments, queries
-from .fragments import Shared
 from .hiding import HIDDEN
 from .models import SELLER, Conversation, Message
 from .services import BOARD_MESSAGE, MESSAGE, READ, RECEIPT, record_deliveries

@@ -7,44 +7,13 @@ message and every recipient's event carries the same text. What still differs pe
 tiny (an unread count, a receipt line) and is built here as a string with escaped values, without
 a template: per recipient there is no template render at all.
 
-A fragment rendered once may leave named holes (`hole(name)`) for those pieces; `Shared.fill`
-puts a viewer's pieces in. Pages render the same templates for one viewer and get no holes.
+A fragment rendered once may leave named holes (`realtime.hole(name)`) for those pieces;
+`realtime.Shared.fill` puts a viewer's pieces in (and their SSE lines, computed once). Pages render the same templates for one viewer and get no holes.
 The builders are also the templates' globals, so a page and an event show the same markup.
 """
-import re
-import secrets
-
 from markupsafe import Markup, escape
 
-# Unguessable, so no text a user typed (escaped anyway) can pass for a hole.
-_TOKEN = secrets.token_hex(8)
-_HOLE = re.compile(f"\x00hole:([a-z_]+):{_TOKEN}\x00")
-
-
-def hole(name):
-    """A place for a per-viewer piece in a fragment rendered once for every viewer."""
-    return Markup(f"\x00hole:{name}:{_TOKEN}\x00")
-
-
-class Shared:
-    """Rendered HTML with holes: the text around them is computed once and shared by every viewer."""
-
-    __slots__ = ("parts",)
-
-    def __init__(self, html):
-        self.parts = _HOLE.split(str(html))  # text, hole name, text, hole name, …, text
-
-    @property
-    def names(self):
-        return self.parts[1::2]
-
-    def fill(self, pieces):
-        """The fragment with this viewer's `pieces` ({hole name: HTML}) in its holes."""
-        if len(self.parts) == 1:
-            return self.parts[0]
-        parts = list(self.parts)
-        parts[1::2] = [pieces[name] for name in parts[1::2]]
-        return "".join(parts)
+from ..realtime import hole
 
 
 def unread_badge(unread, oob=False):

@@ -55,6 +55,8 @@ The API (nothing else is meant to be imported from here):
                                             in batches, by the watch, never by the stream
     register_presence_hook(fn)              fn(user_id, online) on first open / last close
     presence.online(user_ids) -> {ids}; presence.last_seen(user_id) -> datetime | None
+    Shared(html), hole(name)                HTML rendered once for many recipients, with holes
+                                            that `Shared.fill(pieces)` fills for one of them
 
 Renderers, snapshots and hooks run with an app and a request context and a usable `db.session`.
 A live publish renders the very `StreamEvent`s `record` handed back, so their `hints` (set by the
@@ -68,7 +70,7 @@ import logging
 
 from . import presence
 from .core import Realtime, current, settings
-from .event import END, ephemeral_payload, html_frame
+from .event import END, Shared, ephemeral_payload, hole, html_frame
 from .eventlog import last_seq, publish_committed, record
 from .registry import register_delivery_hook, register_presence_hook, register_renderer, register_snapshot
 from .watch import Watch
@@ -76,6 +78,7 @@ from .watch import Watch
 __all__ = [
     "init_app", "shutdown", "record", "publish_committed", "ephemeral", "end_streams", "last_seq",
     "register_renderer", "register_snapshot", "register_delivery_hook", "register_presence_hook", "presence",
+    "Shared", "hole",
 ]
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,10 @@ Broker payloads are bytes whose first line says what follows:
     b"!end\\n"                        control: end every stream of that user
 """
 import re
+import secrets
 from dataclasses import dataclass
+
+from markupsafe import Markup
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _EVENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
@@ -25,18 +28,86 @@ EPHEMERAL_MARK = b"~"
 END = b"!end\n"
 
 
-def data_lines(html):
+def data_lines(html, memo=None):
     """`data: ` lines for `html` (each ending in LF, no blank line); empty for None or "".
 
     A list of HTML parts becomes several frames (parts separated by a blank line); `frame()` puts
     the `id:` after the last one, so the client's cursor moves only once every part arrived.
+    A part filled from a `Shared` fragment brings its lines along. `memo` (a dict) lines each
+    distinct part object once: a publish hands the same part to many recipients.
     """
     if isinstance(html, (list, tuple)):
-        return "\n".join(lines for lines in (data_lines(part) for part in html) if lines)
+        return "\n".join(lines for lines in (data_lines(part, memo) for part in html) if lines)
     if not html:
         return ""
-    html = html.replace("\0", "\ufffd")
-    return "".join(f"data: {line}\n" for line in _LINE_BREAK.split(html))
+    lines = getattr(html, "lines", None)
+    if lines is not None:
+        return lines
+    if memo is not None:
+        known = memo.get(id(html))
+        if known is not None and known[0] is html:
+            return known[1]
+    text = html.replace("\0", "\ufffd")
+    lines = "".join(f"data: {line}\n" for line in _LINE_BREAK.split(text))
+    if memo is not None:
+        memo[id(html)] = (html, lines)  # holding the part keeps its id from being reused
+    return lines
+
+
+# Holes in a fragment rendered once for many recipients. Unguessable, so no text a user typed
+# (escaped anyway) can pass for one; without line breaks, so a hole survives `data_lines`.
+_TOKEN = secrets.token_hex(8)
+_HOLE = re.compile(f"\x00hole:([a-z_]+):{_TOKEN}\x00")
+_MARK = f"\ufdd0{_TOKEN}\ufdd0"
+
+
+def hole(name):
+    """A place for one recipient's piece in a fragment rendered once for all of them."""
+    return Markup(f"\x00hole:{name}:{_TOKEN}\x00")
+
+
+class Filled(str):
+    """A `Shared` fragment with one recipient's pieces in it: the HTML, and its `data:` lines."""
+
+    __slots__ = ("lines",)
+
+
+class Shared:
+    """HTML rendered once for every recipient, with named holes (`hole`) for each one's pieces.
+    The text around the holes, and its `data:` lines, are computed once; filling in a recipient's
+    pieces is a join. Pieces are one line of HTML each."""
+
+    __slots__ = ("parts", "lined")
+
+    def __init__(self, html):
+        self.parts = _HOLE.split(str(html))  # text, hole name, text, hole name, …, text
+        # The same as `data:` lines: the holes become marks that `data_lines` keeps (it turns NUL
+        # into U+FFFD), then are split on again.
+        marked = "".join(part if i % 2 == 0 else _MARK for i, part in enumerate(self.parts))
+        self.lined = data_lines(marked).split(_MARK)
+        for i in range(1, len(self.parts), 2):
+            self.lined.insert(i, self.parts[i])
+
+    @property
+    def names(self):
+        return self.parts[1::2]
+
+    def fill(self, pieces):
+        """The fragment with these `pieces` ({hole name: HTML}) in its holes."""
+        if len(self.parts) == 1:
+            filled = Filled(self.parts[0])
+            filled.lines = self.lined[0]
+            return filled
+        values = [_one_line(pieces[name]) for name in self.parts[1::2]]
+        html, lines = list(self.parts), list(self.lined)
+        html[1::2] = lines[1::2] = values
+        filled = Filled("".join(html))
+        filled.lines = "".join(lines)
+        return filled
+
+
+def _one_line(piece):
+    return str(piece).replace("\0", "\ufffd").replace("\r", " ").replace("\n", " ")
 
 
 def check_event_name(name):

@@ -240,7 +240,8 @@ def publish_committed():
 
 def _render(events):
     rendered = registry.render_all(events)
-    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html))) for e, html in zip(events, rendered)]
+    memo = {}  # a part shared by many recipients is turned into `data:` lines once
+    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html, memo))) for e, html in zip(events, rendered)]
 
 
 # Session transaction events ---------------------------------------------------------------------
