@@ -31,7 +31,8 @@ conversation's). `ahead_without_id` counts messages that overtook an earlier eve
 shown at once without an id (the client places them by their sort key; the cursor waits).
 
 Server cost comes from /proc: CPU seconds (user + system) of `--server-pid` and its descendants
-during the send phase, per 1,000 messages; RSS growth from opening the streams, per stream.
+during the send phase, per 1,000 messages; RSS growth from opening the streams, per stream; with
+`--hold S`, the CPU of holding the streams open with nothing sent, in µs per stream per second.
 
 The same generator drives the Socket.IO peer (`bench/peers/`, the seeds' design) with
 `--transport socketio`; only the transport differs, the schedule, the pairs and every figure are
@@ -676,9 +677,13 @@ def main(argv=None):
     gevent.sleep(2)
     pids = process_tree(args.server_pid)
     rss_open = rss_kib(pids)
+    idle_cpu = None
     if args.hold:
         phase("hold")
+        hold_cpu, hold_start = cpu_seconds(pids), time.perf_counter()
         gevent.sleep(args.hold)
+        # Streams open, nothing sent: heartbeats, presence, the watch's rounds.
+        idle_cpu = (cpu_seconds(pids) - hold_cpu) / (time.perf_counter() - hold_start) / args.streams * 1e6
     phase("sending")
     cpu_start, wall_start, own_start = cpu_seconds(pids), time.perf_counter(), own_cpu_seconds()
     send_seconds = run.send_all(clients, conversations) if args.rate else 0
@@ -715,6 +720,7 @@ def main(argv=None):
         "server_cpu_util": _round(cpu_send / wall_send) if wall_send else None,
         "loadgen_cpu_s_per_1000": _round(own_send / sent * 1000) if sent else None,
         "rss_kib_per_stream": _round((rss_open - rss_before) / args.streams) if args.server_pid else None,
+        "idle_cpu_us_per_stream_s": _round(idle_cpu),
         "rss_kib": {"before_streams": rss_before, "streams_open": rss_open, "end": rss_end},
         "login_s": _round(login_seconds), "open_s": _round(open_seconds),
         "reconnects": reconnects, "cuts": run.cuts, "post_errors": run.post_errors,

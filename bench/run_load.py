@@ -51,6 +51,7 @@ def medians(reports):
         "server_cpu_s_per_1000": med([r["server_cpu_s_per_1000"] for r in reports]),
         "server_cpu_util": med([r["server_cpu_util"] for r in reports]),
         "rss_kib_per_stream": med([r["rss_kib_per_stream"] for r in reports]),
+        "idle_cpu_us_per_stream_s": med([r.get("idle_cpu_us_per_stream_s") for r in reports]),
         "loadgen_cpu_s_per_1000": med([r.get("loadgen_cpu_s_per_1000") for r in reports]),
         "load_avg": med([r["load_avg"]["start"] for r in reports if "load_avg" in r]),
     }
