@@ -37,12 +37,30 @@ def test_online_from_the_first_open_to_the_last_close(buyer, seller, buyer_clien
 
 
 def test_a_stream_that_stops_refreshing_expires(app, buyer, buyer_client, open_stream):
-    """A crashed worker never closes its streams: their entries expire on their own."""
+    """A crashed worker never closes its streams, nor refreshes them: their entries expire on
+    their own."""
     app.config["PRESENCE_TTL_SECONDS"] = 1
-    open_stream(buyer_client)  # opened, then never read again: no heartbeat refreshes it
+    open_stream(buyer_client)
     assert realtime.presence.online([buyer.id]) == {buyer.id}
+    app.extensions["realtime"].watch.stop()  # what refreshes every stream of this process
     time.sleep(1.3)
     assert realtime.presence.online([buyer.id]) == set()
+
+
+def test_the_watch_refreshes_every_due_stream_in_one_round_trip(app, buyer, seller, buyer_client, make_client,
+                                                                 open_stream, monkeypatch):
+    presence = app.extensions["realtime"].presence
+    batches = []
+    refresh_many = presence.refresh_many
+    monkeypatch.setattr(presence, "refresh_many", lambda entries: batches.append(len(entries)) or refresh_many(entries))
+    seller_client = make_client()
+    seller_client.login(seller)
+    streams = [open_stream(buyer_client), open_stream(buyer_client), open_stream(seller_client)]
+    for stream in streams:
+        stream.next()  # open
+    time.sleep(0.5)
+    assert batches and max(batches) == 3  # all three streams' entries, together
+    assert realtime.presence.online([buyer.id, seller.id]) == {buyer.id, seller.id}
 
 
 def test_a_live_stream_refreshes_its_presence_on_every_heartbeat(app, buyer, buyer_client, open_stream):

@@ -87,7 +87,7 @@ log = logging.getLogger(__name__)
 def init_app(app):
     app.config.update(settings(app.config))
     machinery = app.extensions["realtime"] = Realtime(app.config)
-    machinery.watch = Watch(machinery.hub, app.config)
+    machinery.watch = Watch(machinery.hub, machinery.presence, app.config)
     from .eventlog import listen
 
     listen()

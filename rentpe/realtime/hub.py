@@ -6,6 +6,7 @@ the same code runs in ordinary threads in the tests.
 import collections
 import queue
 import threading
+import time
 
 from .event import END
 
@@ -37,6 +38,9 @@ class Subscription:
         # The delivery cursor: `flushed` is the last seq the stream has written to its client,
         # `reported` the last one the watch has recorded (watch.py). None until replayed.
         self.flushed = self.reported = None
+        # Presence: this stream's entry (its id), refreshed by the watch (monotonic seconds).
+        self.stream_id = None
+        self.refreshed = time.monotonic()
         self._items = collections.deque()
         # Over a plain lock (nothing here re-enters it): a Condition over the default re-entrant
         # lock holds five bound methods of it, and every open stream has one of these.

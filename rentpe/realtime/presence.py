@@ -1,7 +1,8 @@
 """Presence: who has a live stream right now, on any worker or host, and when we last saw them.
 
 Each open stream holds an entry that expires `PRESENCE_TTL_SECONDS` after its last refresh
-(every heartbeat), so a crashed worker's streams stop counting on their own. With Redis the
+(every heartbeat interval, by the process's watch for all its streams at once), so a crashed
+worker's streams stop counting on their own. With Redis the
 entries are a sorted set per user (member = stream id, score = expiry time) plus a last-seen
 timestamp; the embedded default keeps the same in memory.
 
@@ -102,12 +103,17 @@ class MemoryPresence(_Settings):
             return first
 
     def refresh(self, user_id, stream_id):
+        self.refresh_many([(user_id, stream_id)])
+
+    def refresh_many(self, entries):
+        """Extend these (user id, stream id) entries by the TTL."""
         now = time.time()
         with self._lock:
-            streams = self._live(user_id, now)
-            streams[("S", stream_id)] = now + self.ttl
-            self._store(user_id, streams)
-            self._seen[user_id] = now
+            for user_id, stream_id in entries:
+                streams = self._live(user_id, now)
+                streams[("S", stream_id)] = now + self.ttl
+                self._store(user_id, streams)
+                self._seen[user_id] = now
 
     def close(self, user_id, stream_id, reconnecting=False):
         now = time.time()
@@ -181,12 +187,21 @@ class RedisPresence(_Settings):
         return self._open(keys=self._keys(user_id), args=args) == 1
 
     def refresh(self, user_id, stream_id):
+        self.refresh_many([(user_id, stream_id)])
+
+    def refresh_many(self, entries):
+        """Extend these (user id, stream id) entries by the TTL: one round trip for all of them
+        (each process's watch refreshes its due streams together, not each stream on its own)."""
         now = time.time()
-        streams, seen = self._keys(user_id)
-        pipe = self.client.pipeline(transaction=True)
-        pipe.zadd(streams, {f"S:{stream_id}": now + self.ttl})
-        pipe.pexpire(streams, self.key_ms)
-        pipe.set(seen, repr(now), ex=LAST_SEEN_SECONDS)
+        by_user = {}
+        for user_id, stream_id in entries:
+            by_user.setdefault(user_id, []).append(stream_id)
+        pipe = self.client.pipeline(transaction=False)
+        for user_id, stream_ids in by_user.items():
+            streams, seen = self._keys(user_id)
+            pipe.zadd(streams, {f"S:{stream_id}": now + self.ttl for stream_id in stream_ids})
+            pipe.pexpire(streams, self.key_ms)
+            pipe.set(seen, repr(now), ex=LAST_SEEN_SECONDS)
         pipe.execute()
 
     def close(self, user_id, stream_id, reconnecting=False):

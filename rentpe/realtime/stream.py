@@ -178,7 +178,11 @@ class Stream:
             first = self.realtime.presence.open(self.user_id, self.id)
         except Exception as exc:
             log.warning("presence unavailable: %s", exc)
-            return
+            first = False
+        # From now on the watch refreshes the entry (only now: a refresh before the open would
+        # make the open look like a second tab's).
+        self.subscription.refreshed = time.monotonic()
+        self.subscription.stream_id = self.id
         if first:
             registry.call_presence_hooks(self.user_id, True)
 
@@ -212,8 +216,7 @@ class Stream:
                     return
                 continue
             if now >= next_beat:
-                yield PING
-                self._refresh_presence()
+                yield PING  # (the watch refreshes this stream's presence, with all the others)
                 next_beat = time.monotonic() + heartbeat
                 continue
             wake = min(deadline, next_beat, self.gap_since + gap_seconds if self.gap_since is not None else deadline)
@@ -277,12 +280,6 @@ class Stream:
                 return self._resync_frame(event_log.last_seq(self.user_id))
             rendered = [(row, registry.render(row)) for row in rows]
         return "".join(self._durable(Durable(row.seq, row.kind, data_lines(html))) for row, html in rendered)
-
-    def _refresh_presence(self):
-        try:
-            self.realtime.presence.refresh(self.user_id, self.id)
-        except Exception as exc:
-            log.warning("presence unavailable: %s", exc)
 
     def _flushed(self):
         # The server has taken what was yielded (the generator resumed): the watch moves the

@@ -16,6 +16,8 @@ So each process runs one watch (a thread; a greenlet under gevent) while it has 
 - when the broker's subscriptions are in force again after a lost connection (`poke`), it checks
   at once and without grace: anything published in the gap is lost for good.
 
+The same rounds refresh the presence of every stream due (one round trip for all of them).
+
 Catching up is the stream's own indexed read of `seq > cursor` (`Stream._catch_up`); a stream that
 is not behind costs nothing but its entry in the one query.
 
@@ -27,6 +29,7 @@ stream itself never writes, nor calls a feature, however many events it delivers
 import logging
 import os
 import threading
+import time
 
 from ..extensions import db
 from . import eventlog, registry
@@ -35,8 +38,9 @@ log = logging.getLogger(__name__)
 
 
 class Watch:
-    def __init__(self, hub, config):
+    def __init__(self, hub, presence, config):
         self.hub = hub
+        self.presence = presence
         self.config = config
         self._lock = threading.Lock()
         self._thread = None
@@ -75,18 +79,25 @@ class Watch:
                 self._retired.append(subscription)
 
     def _run(self):
-        earlier = {}
+        earlier, next_check = {}, time.monotonic() + self.config["STREAM_CHECK_SECONDS"]
         while not self._stopped.is_set():
-            poked = self._poked.wait(self.config["STREAM_CHECK_SECONDS"])
+            # Waking for presence as often as streams beat (15 s in production, less in tests).
+            tick = min(self.config["STREAM_CHECK_SECONDS"], self.config["STREAM_HEARTBEAT_SECONDS"])
+            poked = self._poked.wait(max(0.0, min(tick, next_check - time.monotonic())))
             self._poked.clear()
             if self._stopped.is_set():
                 return
             with self._lock:
                 subscriptions = self.hub.subscriptions()
-                retired, self._retired = self._retired, []
-                if not subscriptions and not retired:
+                if not subscriptions and not self._retired:
                     self._thread = None  # a stream registering from now on starts a new one
                     return
+                check = poked or time.monotonic() >= next_check
+                retired, self._retired = (self._retired, []) if check else ([], self._retired)
+            self._refresh_presence(subscriptions)
+            if not check:
+                continue
+            next_check = time.monotonic() + self.config["STREAM_CHECK_SECONDS"]
             try:
                 self._record_deliveries(subscriptions + retired)
                 now = self._last_seqs({s.user_id for s in subscriptions}) if subscriptions else {}
@@ -101,6 +112,25 @@ class Watch:
                 if cursor is not None and cursor < due.get(subscription.user_id, 0):
                     subscription.catch_up()
             earlier = now
+
+    def _refresh_presence(self, subscriptions):
+        """Every heartbeat interval, each stream's presence entry is extended: the due ones of
+        this round in one round trip (a refresh per stream made most of an idle stream's cost)."""
+        now = time.monotonic()
+        # Due within the next tick counts as due now, so streams opened close together are
+        # refreshed together from then on.
+        tick = min(self.config["STREAM_CHECK_SECONDS"], self.config["STREAM_HEARTBEAT_SECONDS"])
+        due_after = self.config["STREAM_HEARTBEAT_SECONDS"] - tick
+        due = [s for s in subscriptions if s.stream_id is not None and now - s.refreshed >= due_after]
+        if not due:
+            return
+        try:
+            self.presence.refresh_many([(s.user_id, s.stream_id) for s in due])
+        except Exception as exc:
+            log.warning("presence unavailable: %s", exc)
+            return
+        for subscription in due:
+            subscription.refreshed = now
 
     def _record_deliveries(self, subscriptions):
         moved, ranges = [], {}
