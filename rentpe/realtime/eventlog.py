@@ -131,6 +131,7 @@ CHUNK = 5_000
 # Built once: the watch runs these every round.
 _LAST_SEQS = select(StreamCounter.user_id, StreamCounter.seq).where(
     StreamCounter.user_id.in_(bindparam("p_users", expanding=True)))
+_LAST_SEQS_ANY = text("SELECT user_id, seq FROM stream_counters WHERE user_id = ANY(:p_users)")
 _ADVANCE_DELIVERED = (
     update(StreamCounter.__table__)
     .where(StreamCounter.__table__.c.user_id == bindparam("p_user"),
@@ -145,7 +146,11 @@ def _chunks(items):
 
 
 def last_seqs(user_ids):
-    """{user id: seq of their latest committed event} for these users (absent: none yet)."""
+    """{user id: seq of their latest committed event} for these users (absent: none yet). On
+    PostgreSQL one array parameter (`= ANY`), so the statement's text never changes with the
+    number of users; elsewhere an expanding IN."""
+    if is_postgresql(db.session):
+        return dict(db.session.execute(_LAST_SEQS_ANY, {"p_users": sorted(user_ids)}).all())
     found = {}
     for chunk in _chunks(user_ids):
         found.update(db.session.execute(_LAST_SEQS, {"p_users": chunk}).all())
