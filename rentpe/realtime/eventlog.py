@@ -145,15 +145,16 @@ def _chunks(items):
     return (items[start:start + CHUNK] for start in range(0, len(items), CHUNK))
 
 
-def last_seqs(user_ids):
-    """{user id: seq of their latest committed event} for these users (absent: none yet). On
-    PostgreSQL one array parameter (`= ANY`), so the statement's text never changes with the
-    number of users; elsewhere an expanding IN."""
-    if is_postgresql(db.session):
-        return dict(db.session.execute(_LAST_SEQS_ANY, {"p_users": sorted(user_ids)}).all())
+def last_seqs(user_ids, connection=None):
+    """{user id: seq of their latest committed event} for these users (absent: none yet), on
+    `connection` (default: the session's). On PostgreSQL one array parameter (`= ANY`), so the
+    statement's text never changes with the number of users; elsewhere an expanding IN."""
+    connection = connection if connection is not None else db.session.connection()
+    if connection.dialect.name == "postgresql":
+        return dict(connection.execute(_LAST_SEQS_ANY, {"p_users": sorted(user_ids)}).all())
     found = {}
     for chunk in _chunks(user_ids):
-        found.update(db.session.execute(_LAST_SEQS, {"p_users": chunk}).all())
+        found.update(connection.execute(_LAST_SEQS, {"p_users": chunk}).all())
     return found
 
 

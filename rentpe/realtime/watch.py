@@ -47,6 +47,7 @@ class Watch:
         self._pid = None
         self._app = None
         self._retired = []  # closed streams whose last writes are not recorded yet
+        self._connection = None  # the check's own database connection, while the watch runs
         self._poked = threading.Event()
         self._stopped = threading.Event()
         hub.on_resubscribed = self.poke
@@ -58,7 +59,8 @@ class Watch:
             if self._stopped.is_set() or (self._thread is not None and self._pid == os.getpid()):
                 return
             if self._pid != os.getpid():
-                self._retired = []  # a forked worker: its parent's streams are not its own
+                # A forked worker: its parent's streams and connection are not its own.
+                self._retired, self._connection = [], None
             self._app, self._pid = app, os.getpid()
             self._thread = threading.Thread(target=self._run, name="realtime-watch", daemon=True)
             self._thread.start()
@@ -86,11 +88,13 @@ class Watch:
             poked = self._poked.wait(max(0.0, min(tick, next_check - time.monotonic())))
             self._poked.clear()
             if self._stopped.is_set():
+                self._release_connection()
                 return
             with self._lock:
                 subscriptions = self.hub.subscriptions()
                 if not subscriptions and not self._retired:
                     self._thread = None  # a stream registering from now on starts a new one
+                    self._release_connection()
                     return
                 check = poked or time.monotonic() >= next_check
                 retired, self._retired = (self._retired, []) if check else ([], self._retired)
@@ -156,8 +160,20 @@ class Watch:
             subscription.reported = flushed
 
     def _last_seqs(self, user_ids):
-        with self._app.app_context():
-            try:
-                return eventlog.last_seqs(user_ids)
-            finally:
-                db.session.remove()
+        # On a connection of its own, kept while the watch runs, in autocommit: a round is one
+        # statement, with no BEGIN/ROLLBACK around it and no pool checkout (nor its idle ping).
+        if self._connection is None:
+            with self._app.app_context():
+                self._connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            return eventlog.last_seqs(user_ids, self._connection)
+        except Exception:
+            self._release_connection(invalid=True)
+            raise
+
+    def _release_connection(self, invalid=False):
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            if invalid:
+                connection.invalidate()
+            connection.close()
