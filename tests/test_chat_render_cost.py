@@ -140,13 +140,33 @@ def test_a_delivery_receipt_is_two_writes_and_its_live_render_reads_nothing(clie
                              .where(StreamEvent.kind == services.RECEIPT)) == 1
 
 
-def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, make_client, buyer, seller, listing,
-                                                                     backend):
-    """The send reads the conversation and both people back under the lock (RETURNING) and keeps
-    them through the commit: the publish (both people's frames) and the answer re-read none of
-    them, the message, nor either receipt; what they show is what a fresh read shows. Its writes
-    are the lock, then the message with the conversation's last message and both people's
-    counters (one statement on PostgreSQL, which also checks for a block), then the events."""
+FIRST_TABLE = re.compile(r"(?:FROM|INTO|UPDATE)\s+(\w+)")
+
+
+def shape(sql):
+    """A statement as its first word and the first table it names: "UPDATE conversations"."""
+    return f"{sql.split()[0].upper()} {FIRST_TABLE.search(sql).group(1)}"
+
+
+# A private send's statements, in order, but for the events `realtime.record` writes (realtime's
+# own, after the store): the guard (the login's user, the conversation with its people), the
+# lock, the store (one statement on PostgreSQL, three on SQLite), then after the commit the
+# message and the conversation with its people by primary key, the inbox thumbnail (the listing
+# asked about with its photos) and both people's unread totals.
+PRIVATE_SEND = {
+    "postgresql": ["SELECT users", "SELECT conversations", "UPDATE conversations", "WITH messages",
+                   "SELECT messages", "SELECT conversations", "SELECT listings", "SELECT participants"],
+    "sqlite": ["SELECT users", "SELECT conversations", "UPDATE conversations", "INSERT messages",
+               "WITH conversations", "WITH participants",
+               "SELECT messages", "SELECT conversations", "SELECT listings", "SELECT participants"],
+}
+
+
+def test_a_private_send_makes_these_statements_and_renders_what_a_fresh_read_shows(client, make_client, buyer,
+                                                                                    seller, listing, backend):
+    """The send stores the message with plain statements, commits, and reads back by primary key
+    what the publish (both people's frames) and the answer render: each once, none compiled for
+    this message, and what they show is what a fresh read shows."""
     client.login(buyer)
     cid = conversation_id_from(contact(client, listing))
     seller_client = make_client()
@@ -159,16 +179,16 @@ def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, ma
         response = client.post(f"/conversations/{cid}/messages", {"body": "Great, booking it", "client_key": "book00000001"},
                                htmx=True)
     assert response.status_code == 200
-    writes = [sql.split()[0] for sql in statements.sql if not sql.lstrip().upper().startswith("SELECT")]
-    assert len(writes) == (3 if backend == "postgresql" else 6), writes
+    events_at = [i for i, sql in enumerate(statements.sql) if "stream_" in sql]
+    chat = [shape(sql) for sql in statements.sql if "stream_" not in sql]
+    assert chat == PRIVATE_SEND[backend], statements.sql
+    assert events_at == list(range(events_at[0], events_at[-1] + 1))  # together, between the store and the commit
+    assert chat[events_at[0] - 1] in ("WITH messages", "WITH participants")
+    assert statements.count == len(PRIVATE_SEND[backend]) + len(events_at)
+    assert statements.compiled == []
+    # The block check is part of the store, not a query of its own.
     assert not any("FROM blocks" in sql and sql.lstrip().upper().startswith("SELECT") for sql in statements.sql)
-    after_commit = statements.sql[[i for i, sql in enumerate(statements.sql) if "stream_events" in sql][-1] + 1:]
-    # After the commit only the inbox thumbnail (the listing asked about with its photos, one
-    # query) and both people's unread totals are read: not the message, the conversation, its
-    # people or a receipt.
-    assert sorted(re.search(r"FROM (\w+)", sql).group(1) for sql in after_commit) == [
-        "listings", "participants"], after_commit
-    assert "sum(participants.unread_count)" in next(sql for sql in after_commit if "FROM participants" in sql)
+    assert "sum(participants.unread_count)" in statements.sql[-1]
 
     db.session.expire_all()
     conversation = db.session.get(Conversation, cid)
@@ -178,6 +198,7 @@ def test_a_private_send_renders_what_it_wrote_without_reading_it_back(client, ma
     assert 'data-status="sent"' in answer and "Great, booking it" in answer
     row = queries.inbox_row(seller_id, cid)
     assert row.me.unread_count == 1 and row.last_message.body == "Great, booking it" and row.listing.id == listing_id
+    assert conversation.message_count == 3 and conversation.last_message_id == row.last_message.id
 
 
 def test_a_private_sends_statements_all_come_from_the_compiled_cache(client, make_client, buyer, seller, listing):

@@ -4,19 +4,30 @@ Every write to a conversation first takes that conversation's row lock (an UPDAT
 so sends and cursor moves on one conversation are serialised: message ids then grow in commit
 order inside a conversation, and read/unread counters never lose an update. Per-user event seqs
 are allocated by `realtime.record` after that, in ascending user order (no deadlock cycles).
-Board membership changes take the same lock (boards/services.py), so a send addresses exactly the
-members current when it commits: the member list is read again once the lock is held.
+
+A send (`send_message`), in this order, in one transaction:
+
+1. The conversation's row lock.
+2. Under it, the members it goes to: a board's are read again, since membership changes take the
+   same lock (boards/services.py), so a send addresses exactly the members current when it commits.
+3. The store (`_store`: plain SQL, `_INSERT_MESSAGE` and the two UPDATEs after it): the message is
+   inserted once per client key, and only if no block stands between the two people of a private
+   conversation. Blocking takes the same lock (blocks.py), so a send racing a block commits before
+   it or is refused. The conversation's last message and every member's counters are updated in
+   the same transaction.
+4. Nothing inserted: rolled back, and a retry (its client key was stored) gets the message stored
+   the first time; anything else is refused with the reason (`_refusal`).
+5. `realtime.record` of the members' events, the commit, then `realtime.publish_committed()`. The
+   publish reads what it renders (the conversation, its people, the message) by primary key.
 """
 import re
 import uuid
 
 from flask import current_app
-from sqlalchemy import DateTime, Integer, bindparam, func, select, text, update
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import DateTime, bindparam, func, select, text, update
 
 from .. import realtime
-from ..database import insert_for, is_postgresql
+from ..database import insert_for, is_postgresql, without_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
 from ..text import CONTROL_CHARACTERS as _CONTROL
@@ -24,7 +35,7 @@ from . import blocks, contact
 from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
 from .queries import receipt_of
 
-_conversations, _participants, _messages = Conversation.__table__, Participant.__table__, Message.__table__
+_conversations, _messages = Conversation.__table__, Message.__table__
 
 MAX_BODY_CHARS = 4000
 MESSAGE = "chat.message"
@@ -45,72 +56,61 @@ class ChatError(ValueError):
         self.status = status
 
 
-# The send's statements, built once: a message's cost is mostly per-statement overhead, and a
-# statement built per call is constructed and cache-keyed again every time.
-_SEND_LOCK = (
-    update(_conversations).where(_conversations.c.id == bindparam("p_conversation"))
-    .values(last_message_at=bindparam("p_now"), message_count=_conversations.c.message_count + 1,
-            last_listing_id=func.coalesce(bindparam("p_listing", type_=Integer), _conversations.c.last_listing_id))
-    .returning(*_conversations.c)
+# The store of a message: three statements, written once for both databases. The two UPDATEs
+# read the new message's id from `message`: on PostgreSQL that is the INSERT itself, so the three
+# run as one statement (`_STORE_AT_ONCE`: one round trip, not three) and the UPDATEs change
+# nothing when nothing was inserted; SQLite has no data-modifying CTEs, so there `message` is the
+# id its INSERT returned and the UPDATEs run after it (`_STORE_STEPS`).
+#
+# The INSERT stores nothing when the client key was stored before (a retry, or a double click
+# that waited for the lock: the unique index), or when a block stands between the sender and
+# `:other` (the other person of a private conversation; NULL in a board, where blocks don't stop
+# a send). A NULL in a SELECT list is text on PostgreSQL, hence the cast of the listing.
+# Written as SQL rather than built: both databases take the same ON CONFLICT clause, and
+# SQLAlchemy compiles its dialect INSERTs that can say it again for every message.
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (conversation_id, sender_id, body, client_key, listing_id, created_at, contact_flags)"
+    " SELECT :conversation_id, :sender_id, :body, :client_key, CAST(:listing_id AS INTEGER), :created_at,"
+    " :contact_flags"
+    f" WHERE {blocks.none_between_sql(':sender_id', ':other')}"
+    " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING"
+    " RETURNING id"
 )
-# The message, stored once per client key and only if no block stands between the sender and
-# `p_other` (the other person of a private conversation; NULL in a board, where blocks don't stop
-# a send). It runs after the lock was taken, so it reads every block committed before the lock
-# (blocks.py takes the same lock): a send racing a block commits before it or is refused. The
-# client key's unique index makes a retry (or a double click that waited for the lock) insert
-# nothing; it gets the message stored the first time. Written out because both databases take the
-# same ON CONFLICT clause, and SQLAlchemy never caches its dialect INSERTs that can say it: built
-# with them, the statement is compiled again for every message. On PostgreSQL the values are cast
-# to their columns' types (a NULL in a SELECT list would be text); SQLite needs no casts.
-_SEND_COLUMNS = {"conversation_id": "INTEGER", "sender_id": "INTEGER", "body": "TEXT", "client_key": "VARCHAR(64)",
-                 "listing_id": "INTEGER", "created_at": "TIMESTAMP", "contact_flags": "VARCHAR(40)"}
+# The conversation's last message, its count, and the listing it last asked about (the inbox thumbnail).
+_UPDATE_CONVERSATION = (
+    "UPDATE conversations SET last_message_id = message.id, last_message_at = :created_at,"
+    " message_count = conversations.message_count + 1,"
+    " last_listing_id = COALESCE(CAST(:listing_id AS INTEGER), conversations.last_listing_id)"
+    " FROM message WHERE conversations.id = :conversation_id"
+)
+# Every member's counters: the recipients have one more unread; the sender has read up to their
+# own message, which is now their last sent one.
+_UPDATE_COUNTERS = (
+    "UPDATE participants SET"
+    " unread_count = CASE WHEN participants.user_id = :sender_id THEN 0 ELSE participants.unread_count + 1 END,"
+    " last_read_message_id = CASE WHEN participants.user_id = :sender_id THEN message.id"
+    "  ELSE participants.last_read_message_id END,"
+    " last_read_at = CASE WHEN participants.user_id = :sender_id THEN :created_at ELSE participants.last_read_at END,"
+    " last_sent_message_id = CASE WHEN participants.user_id = :sender_id THEN message.id"
+    "  ELSE participants.last_sent_message_id END"
+    " FROM message WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :members"
+)
 
 
-def _insert_message_sql(cast):
-    values = ", ".join(f"CAST(:{c} AS {t})" if cast else f":{c}" for c, t in _SEND_COLUMNS.items())
-    return (f"INSERT INTO messages ({', '.join(_SEND_COLUMNS)}) SELECT {values}"
-            f" WHERE {blocks.none_between_sql(':sender_id', ':p_other')}"
-            " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING RETURNING id")
+def _send_statement(sql):
+    """`sql` built once (a statement built per message is compiled again for every message), with
+    its date typed as the column (SQLite stores it as text) and the members as a list."""
+    binds = [bindparam("created_at", type_=_messages.c.created_at.type)] if ":created_at" in sql else []
+    binds += [bindparam("members", expanding=True)] if ":members" in sql else []
+    return text(sql).bindparams(*binds)
 
 
-def _last_message_sql(message_id, source=""):
-    """The conversation's last message is the new one (`message_id`: the SQL of its id)."""
-    return f"UPDATE conversations SET last_message_id = {message_id}{source} WHERE conversations.id = :conversation_id"
-
-
-def _count_sql(message_id, source="", also=""):
-    """Every member's counters in one statement: the recipients have one more unread, the sender
-    has read up to their own message (`message_id`: the SQL of its id), which is now their last
-    sent one. Returns the members' participant rows as updated (and `also`)."""
-    mine = "participants.user_id = :sender_id"
-    return ("UPDATE participants SET"
-            f" unread_count = CASE WHEN {mine} THEN 0 ELSE participants.unread_count + 1 END,"
-            f" last_read_message_id = CASE WHEN {mine} THEN {message_id} ELSE participants.last_read_message_id END,"
-            f" last_read_at = CASE WHEN {mine} THEN :created_at ELSE participants.last_read_at END,"
-            f" last_sent_message_id = CASE WHEN {mine} THEN {message_id} ELSE participants.last_sent_message_id END"
-            f"{source} WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :p_members"
-            f" RETURNING {', '.join('participants.' + c.name for c in _participants.c)}{also}")
-
-
-def _send_statement(sql, **columns):
-    """`sql` with its message values typed as their columns, the members as a list, and the
-    returned `columns` typed."""
-    statement = text(sql).bindparams(
-        *(bindparam(column, type_=_messages.c[column].type) for column in _SEND_COLUMNS if f":{column}" in sql),
-        *([bindparam("p_members", expanding=True)] if ":p_members" in sql else []))
-    return statement.columns(**columns) if columns else statement
-
-
-# SQLite (no data-modifying CTEs): the message, the last message and the counters, one by one.
-_SEND_INSERT = _send_statement(_insert_message_sql(cast=False), id=Integer)
-_SEND_LAST_MESSAGE = _send_statement(_last_message_sql(":message_id"))
-_SEND_COUNTERS = _send_statement(_count_sql(":message_id"), **{c.name: c.type for c in _participants.c})
-# PostgreSQL: the three in one statement, returning the counted participant rows and the new
-# message's id; no row when nothing was inserted.
-_SEND_STORE = _send_statement(
-    f"WITH message AS ({_insert_message_sql(cast=True)}),"
-    f" last AS ({_last_message_sql('message.id', ' FROM message')})"
-    f" {_count_sql('message.id', ' FROM message', also=', message.id AS message_id')}")
+_STORE_AT_ONCE = _send_statement(
+    f"WITH message AS ({_INSERT_MESSAGE}), conversation AS ({_UPDATE_CONVERSATION}),"
+    f" counters AS ({_UPDATE_COUNTERS}) SELECT id FROM message")
+_STORE_STEPS = (_send_statement(_INSERT_MESSAGE),
+                _send_statement(f"WITH message AS (SELECT :message_id AS id) {_UPDATE_CONVERSATION}"),
+                _send_statement(f"WITH message AS (SELECT :message_id AS id) {_UPDATE_COUNTERS}"))
 # The recipient's delivery cursor moves forward (never back; boards have no delivery receipts,
 # though events recorded before they had a kind of their own may still be replayed as plain
 # messages). It returns what the receipt of the other participant (`p_notify`) shows: the
@@ -199,56 +199,35 @@ def contact_seller(buyer, listing, body, client_key):
 
 
 def send_message(conversation, sender, body, client_key, listing_id=None, *, _retried=False):
-    """Store a message once per client key and deliver it. Returns (message, created)."""
+    """Store a message once per client key and deliver it. Returns (message, created).
+    The order is the module docstring's: the lock, then what is read and written under it."""
     body = clean_body(body)
-    contact_flags = screen_contact_details(body)
-    client_key = clean_client_key(client_key)
-    now = utcnow()
-    locked = db.session.connection().execute(
-        _SEND_LOCK, {"p_conversation": conversation.id, "p_now": now, "p_listing": listing_id}).one()
-    try:
-        members = _members_open_to(conversation, sender.id, locked.closed_at)
-    except ChatError:
+    values = {"conversation_id": conversation.id, "sender_id": sender.id, "body": body,
+              "client_key": clean_client_key(client_key), "listing_id": listing_id, "created_at": utcnow(),
+              "contact_flags": screen_contact_details(body)}
+    closed_at = _lock_conversation(conversation.id)
+    members = _members(conversation)
+    open_to_sender = closed_at is None and sender.id in members
+    message_id = _store(values, members, _other_person(conversation, sender.id, members)) if open_to_sender else None
+    if message_id is None:  # stored before (a retry), or refused
         db.session.rollback()
-        existing = _message_by_key(conversation.id, sender.id, client_key)
-        if existing is not None:  # a retry of a message stored before the conversation closed to them
+        existing = _stored_before(values)
+        if existing is not None:  # a retry, also of a message stored before a block or the close
             return existing, False
-        raise
-    # Core statements on the tables: the send path needs no unit of work and no ORM bookkeeping.
-    values = dict(conversation_id=conversation.id, sender_id=sender.id, body=body, client_key=client_key,
-                  listing_id=listing_id, created_at=now, contact_flags=contact_flags)
-    stored = _store(conversation, members, values)
-    if stored is None:  # stored before (a retry), or refused by a block
-        db.session.rollback()
-        existing = _message_by_key(conversation.id, sender.id, client_key)
-        if existing is not None:  # a retry, also of a message stored before a block came about
-            return existing, False
-        refused = blocks.send_refusal(conversation, sender.id, members)
-        if refused:
-            raise ChatError(refused, status=403)
+        refusal = _refusal(conversation, sender.id, members, closed_at)
+        if refusal is not None:
+            raise refusal
         if _retried:
             raise ChatError("The message could not be sent. Please try again.", status=409)
         # The block that stopped it was lifted in the meantime: send it now.
         return send_message(conversation, sender, body, client_key, listing_id=listing_id, _retried=True)
-    message_id, counted = stored
-    realtime.record(
-        members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
-        {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id},
-    )
-    if conversation.kind == DIRECT:
-        # The statements above returned, under the lock, every row the publish renders from (the
-        # conversation and its two people): they become the loaded state, kept through the commit
-        # rather than read again. (A board's members can change before the lock: a board is re-read.)
-        _load_rows(conversation, locked, last_message_id=message_id)
-        for row in counted:
-            _load_rows(conversation.participant(row.user_id), row)
-        _commit_keeping_loaded()
-    else:
-        db.session.commit()
-    # The stored message as it is, without reading it back: the publish and the answer render it.
-    message = Message(id=message_id, hidden_at=None, hidden_by_id=None, hidden_reason=None, **values)
-    make_transient_to_detached(message)
-    db.session.add(message)
+    realtime.record(members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
+                    {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id})
+    db.session.commit()
+    # Read by primary key before the publish and held, so the publish's read of it (events._sent)
+    # finds this one in the session; outside a transaction, as the publish reads.
+    with without_a_transaction(db.session):
+        message = db.session.get(Message, message_id)
     realtime.publish_committed()
     return message, True
 
@@ -333,43 +312,47 @@ def _move_delivery_cursors(user_id, up_to_by_conversation, notify):
     return moved
 
 
-def _store(conversation, members, values):
-    """Insert the message unless its client key was stored before or a block stands between the
-    two people of a private conversation, make it the conversation's last message, and count it
-    for every member: (message id, the members' participant rows as updated), or None when
-    nothing was inserted. One statement on PostgreSQL, three on SQLite."""
-    others = sorted(members - {values["sender_id"]})
-    params = {**values, "p_other": others[0] if conversation.kind == DIRECT and others else None}
+def _store(values, members, other):
+    """The message stored, made the conversation's last and counted for every member (the
+    statements above): its id, or None when nothing was inserted."""
     connection = db.session.connection()
+    params = {**values, "members": sorted(members), "other": other}
     if is_postgresql(db.session):
-        rows = connection.execute(_SEND_STORE, {**params, "p_members": sorted(members)}).all()
-        return (rows[0].message_id, rows) if rows else None
-    message_id = connection.execute(_SEND_INSERT, params).scalar()
-    if message_id is None:
-        return None
-    connection.execute(_SEND_LAST_MESSAGE, {"conversation_id": conversation.id, "message_id": message_id})
-    counted = connection.execute(_SEND_COUNTERS,
-                                 {**params, "p_members": sorted(members), "message_id": message_id}).all()
-    return message_id, counted
+        return connection.execute(_STORE_AT_ONCE, params).scalar()
+    insert, *updates = _STORE_STEPS
+    message_id = connection.execute(insert, params).scalar()
+    if message_id is not None:
+        for update_ in updates:
+            connection.execute(update_, {**params, "message_id": message_id})
+    return message_id
 
 
-def _members_open_to(conversation, sender_id, closed_at):
-    """The ids of the conversation's current participants; a ChatError when the sender is no
-    longer one of them or the conversation is closed. A board's members are read
-    again under its row lock (members come and go); a private conversation's two people never
-    change, so the ones the guard loaded are still them."""
+def _members(conversation):
+    """The ids of the conversation's current participants. A board's are read again under its row
+    lock (members come and go, and a membership change takes the lock too); a private
+    conversation's two people never change, so the ones the guard loaded are still them."""
     if conversation.kind == DIRECT:
-        members = {p.user_id for p in conversation.participants}
-    else:
-        members = set(db.session.scalars(
-            select(Participant.user_id)
-            .where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
-        ))
-    if sender_id not in members or closed_at is not None:
-        if closed_at is not None:
-            raise ChatError("This board is closed: it takes no new messages.", status=403)
-        raise ChatError("You are no longer a member of this conversation.", status=403)
-    return members
+        return {p.user_id for p in conversation.participants}
+    return set(db.session.scalars(
+        select(Participant.user_id).where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
+    ))
+
+
+def _other_person(conversation, sender_id, members):
+    """The one a block would stand between the sender and: the other person of a private
+    conversation; None in a board, where blocks don't stop a send."""
+    others = sorted(members - {sender_id})
+    return others[0] if conversation.kind == DIRECT and others else None
+
+
+def _refusal(conversation, sender_id, members, closed_at):
+    """Why the sender may not send in the conversation now (a ChatError), or None."""
+    if closed_at is not None:
+        return ChatError("This board is closed: it takes no new messages.", status=403)
+    if sender_id not in members:
+        return ChatError("You are no longer a member of this conversation.", status=403)
+    refused = blocks.send_refusal(conversation, sender_id, members)
+    return ChatError(refused, status=403) if refused else None
 
 
 def _read_audience(conversation, reader_id):
@@ -383,10 +366,11 @@ def _read_audience(conversation, reader_id):
     return sorted({reader_id} | ({author_id} if conversation.participant(author_id) else set()))
 
 
-def _message_by_key(conversation_id, sender_id, client_key):
+def _stored_before(values):
+    """The message these `values` stored before (the same sender's client key), or None."""
     return db.session.scalars(
-        select(Message).where(Message.conversation_id == conversation_id, Message.sender_id == sender_id,
-                              Message.client_key == client_key)
+        select(Message).where(Message.conversation_id == values["conversation_id"],
+                              Message.sender_id == values["sender_id"], Message.client_key == values["client_key"])
     ).first()
 
 
@@ -395,29 +379,9 @@ def _greatest(column, value):
     return func.greatest(column, value) if is_postgresql(db.session) else func.max(column, value)
 
 
-def _load_rows(obj, row, **values):
-    """Make `row` (a RETURNING row of `obj`'s table, plus `values`) the loaded state of `obj`;
-    what else the row carries (say, the id of the message that was counted) is left out."""
-    columns = obj.__mapper__.column_attrs
-    for key, value in {**row._mapping, **values}.items():
-        if key in columns:
-            set_committed_value(obj, key, value)
-
-
-def _commit_keeping_loaded():
-    """Commit without expiring what the session holds (its state was just read back under the
-    lock), so the publish that follows renders it without reading it again."""
-    session = db.session()
-    session.expire_on_commit, expire = False, session.expire_on_commit
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
-
-
 def _lock_conversation(conversation_id):
     """Take the conversation's row lock for the rest of the transaction (see module docstring).
-    Returns the conversation's `closed_at` as of the lock. (A send takes it with its own UPDATE.)"""
+    Returns the conversation's `closed_at` as of the lock."""
     return db.session.execute(
         update(_conversations).where(_conversations.c.id == conversation_id).values(id=_conversations.c.id)
         .returning(_conversations.c.closed_at)
