@@ -362,7 +362,7 @@ def test_a_hidden_message_is_rendered_once_for_every_member(app, client, buyer, 
 
 def test_a_board_message_replayed_as_a_plain_message_moves_no_delivery_cursor(client, buyer, make_seller):
     """Board messages recorded before they had a kind of their own still replay as `chat.message`:
-    the delivery hook wants them (their data looks the same) but marks nothing and sends no receipt."""
+    the delivery hook gets them (their data looks the same) but marks nothing and sends no receipt."""
     from tests.board_helpers import make_board, member_row
 
     seller = make_seller()

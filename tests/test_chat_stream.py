@@ -138,7 +138,7 @@ def test_an_open_stream_holds_no_request(people, listing, seller, app):
     for i in range(2):
         contact(people["buyer"], listing, f"are you there {i}")
         assert stream.contains(f"are you there {i}")
-    stream.read_for(0.3)  # the delivery hooks have run
+    stream.read_for(0.3)  # the writes have returned
     assert requests_held() == []
     stream.close()
 

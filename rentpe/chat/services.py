@@ -40,7 +40,7 @@ _conversations, _messages = Conversation.__table__, Message.__table__
 MAX_BODY_CHARS = 4000
 MESSAGE = "chat.message"
 # A board's messages are their own kind: boards have no delivery receipts, so their events have no
-# delivery hook, and a member's stream does no work after writing one (500 members, 500 streams).
+# delivery hook and move no delivery cursor (500 members, 500 streams, nothing for the watch to record).
 BOARD_MESSAGE = "chat.board_message"
 READ = "chat.read"
 RECEIPT = "chat.receipt"
