@@ -30,8 +30,8 @@ def check_database(app):
 
     with app.app_context():
         try:
-            with reaching_the_database(), db.engine.connect():
-                pass
+            with reaching_the_database(), db.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")  # the server answers, not only the socket
         except DatabaseUnavailable as exc:
             print(f"Error: {exc.message}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None
