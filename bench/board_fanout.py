@@ -27,7 +27,9 @@ that never arrived; duplicated = a pair that arrived in more than one frame carr
 reordered = in a stream's frames carrying an `id:`, a message id lower than an earlier one. The
 sender's own stream (their other tabs) is not counted. Server CPU = user + system seconds of the
 server's process tree (and of the private redis-server) from the first POST to the last delivery,
-per message. `--py-spy FILE` records the server (all workers) with py-spy during that phase.
+per message; and the same less what the open streams cost with nothing sent (measured over
+`--hold` seconds just before the first POST: at 0.1 msg/s, 500 idle streams beside each message
+for 10 s are much of its figure). `--py-spy FILE` records the server (all workers) with py-spy during that phase.
 
 Each run's report is printed as a JSON line; the last line holds the medians over the runs.
 """
@@ -200,6 +202,11 @@ def run_once(args, server, redis_pid, board_id, work, repetition):
     open_s = time.perf_counter() - started
     pids = process_tree(server.pid)
     settle(pids)
+    # What the open streams cost with nothing sent (heartbeats, presence, the watch): at 0.1 msg/s
+    # each message spends 10 s beside them, so the figure per message is also given without it.
+    idle_cpu, idle_wall = cpu_seconds(pids), time.perf_counter()
+    gevent.sleep(args.hold)
+    idle_rate = (cpu_seconds(pids) - idle_cpu) / (time.perf_counter() - idle_wall) if args.hold else 0.0
     profiler = profiler_log = None
     if args.py_spy:
         duration = int(args.messages / args.rate + 10)
@@ -228,6 +235,8 @@ def run_once(args, server, redis_pid, board_id, work, repetition):
         # n sends are scheduled over (n - 1) / rate seconds.
         "achieved_rate": round((report["sent"] - 1) / send_s, 3) if send_s and report["sent"] > 1 else None,
         "server_cpu_s_per_message": _round(cpu_server / sent),
+        "server_idle_cpu_util": round(idle_rate, 4),
+        "server_cpu_ms_per_message_above_idle": _round(1000 * (cpu_server - idle_rate * wall) / sent),
         "redis_cpu_s_per_message": _round(cpu_redis / sent) if cpu_redis is not None else None,
         "server_cpu_util": _round(cpu_server / wall) if wall else None,
         "login_s": _round(login_s), "open_s": _round(open_s), "load_avg": load,
@@ -245,7 +254,8 @@ def medians(reports):
         out[key] = sum(r[key] for r in reports)
     for key in ("fanout_ms", "delivery_ms", "post_ms"):
         out[key] = {q: med([r[key][q] for r in reports]) for q, _ in QUANTILES}
-    for key in ("server_cpu_s_per_message", "redis_cpu_s_per_message", "server_cpu_util", "achieved_rate",
+    for key in ("server_cpu_s_per_message", "server_cpu_ms_per_message_above_idle", "server_idle_cpu_util",
+                "redis_cpu_s_per_message", "server_cpu_util", "achieved_rate",
                 "login_s", "open_s"):
         out[key] = med([r[key] for r in reports])
     out["load_avg"] = {k: med([r["load_avg"][k] for r in reports]) for k in ("start", "sending", "end")}
@@ -267,6 +277,8 @@ def main():
     parser.add_argument("--login-concurrency", type=int, default=16)
     parser.add_argument("--open-concurrency", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1, help="which members send")
+    parser.add_argument("--hold", type=float, default=10,
+                        help="seconds the streams stay open with nothing sent, to measure their own CPU first")
     parser.add_argument("--py-spy", metavar="FILE", help="record the server with py-spy while sending (raw format)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()

@@ -56,7 +56,7 @@ def main():
         os.environ.update(env)
         from rentpe import create_app
         from rentpe.accounts.models import User
-        from rentpe.accounts.services import load_user_from_session
+        from rentpe.accounts.services import load_user_from_session, open_session
         from rentpe.chat.queries import get_conversation_for_participant
         from rentpe.extensions import db
 
@@ -64,6 +64,7 @@ def main():
         report = {"calls": args.calls, "repeat": args.repeat}
         with app.test_request_context():
             user = db.session.scalar(db.select(User).where(User.email == "user0@bench.test"))
+            open_session(user, None)  # a log-in for the loader to find
             token = user.get_id()
             member = SimpleNamespace(id=user.id, is_authenticated=True)  # the guard reads these two
             db.session.remove()

@@ -11,6 +11,7 @@ starts, and anything imported here (in the master, before the fork) would hold u
 """
 import os
 import resource
+import tempfile
 
 # Where to listen. Behind nginx this is a local address; nginx speaks HTTP/2 to browsers, which
 # lifts the six-connections-per-origin limit that streams would otherwise exhaust.
@@ -59,13 +60,33 @@ max_requests = 0
 # process is managed with signals (TERM to stop, HUP to reload) by the process manager instead.
 control_socket_disable = True
 
-# Error and access logs go to stderr, where the process manager (systemd, docker) collects them.
-accesslog = "-"
+# Errors go to stderr, where the process manager (systemd, docker) collects them. The access log
+# is the app's own (rentpe/requestlog.py: one line per request with its request id, user id and
+# duration, JSON with LOG_FORMAT=json, the health probes left out), also on stderr; gunicorn's
+# would be a second line per request, with the query string.
+accesslog = None
 errorlog = "-"
+
+# Metrics (rentpe/metrics.py). With METRICS_BIND set ("127.0.0.1:9464", or a private address
+# Prometheus scrapes), each worker writes its values to files in PROMETHEUS_MULTIPROC_DIR
+# (prometheus_client's multiprocess mode) and the master, which serves no requests, serves their
+# sum on that address: a port of its own, never the public one. The directory must be set before
+# any worker imports prometheus_client, hence here, in the master; it is emptied at start-up so no
+# series of an earlier run survives.
+METRICS_BIND = os.environ.get("METRICS_BIND") or None
+if METRICS_BIND and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rentpe-metrics-")
 
 
 def on_starting(server):
-    """Raise the open-file limit in the master, so every worker inherits it: each stream is a socket."""
+    """Raise the open-file limit in the master, so every worker inherits it: each stream is a socket.
+    Empty the metrics directory of an earlier run."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if METRICS_BIND and directory:
+        os.makedirs(directory, exist_ok=True)
+        for name in os.listdir(directory):
+            if name.endswith(".db"):
+                os.unlink(os.path.join(directory, name))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = server.cfg.worker_connections + 256  # plus database, Redis and log descriptors
     if hard != resource.RLIM_INFINITY:
@@ -74,12 +95,22 @@ def on_starting(server):
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+# What the `Server` response header says: nothing about the software or its version (a banner
+# only helps someone looking for servers with a known hole). gunicorn has no setting for it.
+SERVER_BANNER = "RentPe"
+
+
 def post_fork(server, worker):
-    """Make psycopg2 cooperative in each worker, before the app opens any connection.
+    """Each worker, before it serves: the `Server` banner, and psycopg2 made cooperative before
+    the app opens any connection.
 
     psycopg2 is C code: without a wait callback a query blocks the worker's event loop, and every
     stream and request on that worker waits for it. psycogreen's callback yields to gevent instead.
     """
+    import gunicorn.http.wsgi
+
+    gunicorn.http.wsgi.SERVER = SERVER_BANNER  # read by every Response gunicorn builds
+
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith(("postgresql", "postgres://")):
         from psycogreen.gevent import patch_psycopg
@@ -99,3 +130,25 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+
+
+def when_ready(server):
+    """Serve the workers' metrics from the master (a thread: the master is not gevent-patched and
+    serves nothing else). prometheus_client only, never the app: see the note at the top."""
+    if not METRICS_BIND:
+        return
+    from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    host, _, port = METRICS_BIND.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    server.log.info("metrics on http://%s/metrics", METRICS_BIND)
+
+
+def child_exit(server, worker):
+    """A worker is gone: its live gauges (open streams, pool) stop counting; its counters stay."""
+    if METRICS_BIND:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -25,6 +25,7 @@ def create_app(overrides=None):
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 
     register_extensions(app)
+    register_operations(app)
     register_request_rules(app)
     register_security(app)
     register_rate_limits(app)
@@ -40,10 +41,8 @@ def register_extensions(app):
     from . import models  # noqa: F401  (the whole schema, for Alembic)
 
     db.init_app(app)
-    from .listings.search import include_in_autogenerate
-
     migrate.init_app(
-        app, db, directory=str(ROOT / "migrations"), render_as_batch=True, include_name=include_in_autogenerate
+        app, db, directory=str(ROOT / "migrations"), render_as_batch=True, include_name=models.include_in_autogenerate
     )
     database.init_app(app)
     csrf.init_app(app)
@@ -60,6 +59,15 @@ def register_extensions(app):
     login_manager.session_protection = "basic"
 
 
+def register_operations(app):
+    """What the operator sees: probes, metrics, one log line per request."""
+    from . import health, metrics, requestlog
+
+    health.init_app(app)
+    metrics.init_app(app)
+    requestlog.init_app(app)
+
+
 def register_request_rules(app):
     from . import request_rules
 
@@ -74,10 +82,16 @@ def register_security(app):
 
 def register_rate_limits(app):
     # The counters live where the pub/sub does: Redis across workers and hosts, else this process.
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
+    app.config.setdefault("RATELIMIT_STORAGE_URI", _limits_storage(app.config))
     # Redis unreachable: keep limiting per process in memory rather than refuse every log-in.
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
+
+
+def _limits_storage(config):
+    if config.get("REDIS_CLUSTER_NODES"):  # one key per counter: any slot will do
+        return "redis+cluster://" + ",".join(part.strip() for part in config["REDIS_CLUSTER_NODES"].split(","))
+    return config.get("REDIS_URL") or "memory://"
 
 
 def register_realtime(app):
@@ -88,14 +102,19 @@ def register_realtime(app):
 
 def register_blueprints(app):
     from .accounts.routes import bp as accounts_bp
+    from .bookings import events as booking_events
+    from .bookings.routes import bp as bookings_bp
     from .chat import events as chat_events
     from .chat.boards import events as board_events
     from .chat.blocks import bp as blocks_bp
     from .chat.boards.routes import bp as boards_bp
     from .chat.routes import bp as chat_bp
+    from .listings import events as listing_events
     from .listings.routes import bp as listings_bp
     from .moderation.admin import bp as admin_bp
     from .moderation.routes import bp as reports_bp
+    from .notifications import mail
+    from .notifications.routes import bp as notifications_bp
     from .realtime.stream import bp as realtime_bp
 
     app.register_blueprint(accounts_bp)
@@ -104,10 +123,15 @@ def register_blueprints(app):
     app.register_blueprint(chat_bp)
     app.register_blueprint(boards_bp)
     app.register_blueprint(blocks_bp)
+    app.register_blueprint(bookings_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(notifications_bp)
+    mail.init_app(app)
     chat_events.init_app(app)
     board_events.init_app(app)
+    booking_events.init_app(app)
+    listing_events.init_app(app)
 
 
 def register_template_helpers(app):

@@ -1,4 +1,5 @@
-"""Admin commands: `flask --app app users create …`, `flask --app app demo seed`,
+"""Admin commands: `flask --app app users create …`, `flask --app app demo seed`, `events prune`,
+`events after-restore`,
 `flask --app app bench-fixture …` and `bench-board-fixture …` (data for `bench/`).
 
 A database that can't be reached (no such PostgreSQL database, no server at that address, a file
@@ -7,6 +8,7 @@ SQLite can't open) is said in one line, with what to do, by these commands, by `
 """
 import re
 from contextlib import contextmanager
+from datetime import timezone
 
 import click
 from flask.cli import AppGroup
@@ -66,6 +68,7 @@ def reaching_the_database(url=None):
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 demo_cli = AppGroup("demo", help="Demo data for the embedded default.")
+notifications_cli = AppGroup("notifications", help="Missed-message e-mail.")
 
 
 @users_cli.command("create")
@@ -101,9 +104,116 @@ def seed_command():
     click.echo(demo.logins_text())
 
 
+bookings_cli = AppGroup("bookings", help="Booking requests and quotes.")
+
+
+@bookings_cli.command("expire")
+@click.option("--now", "now_text", default=None, metavar="YYYY-MM-DDTHH:MM",
+              help="Expire as of this moment (UTC) instead of the clock's: for tests and for catching up.")
+def expire_bookings_command(now_text):
+    """Expire every request and quote left unanswered past BOOKING_EXPIRY_HOURS (run it every few
+    minutes, e.g. from cron). Each expired card updates in both people's open tabs."""
+    from datetime import datetime
+
+    from .bookings import services
+
+    try:
+        now = datetime.fromisoformat(now_text) if now_text else None
+    except ValueError:
+        raise click.BadParameter("must be a date and time like 2026-12-14T09:30", param_hint="--now") from None
+    if now is not None and now.tzinfo is not None:
+        now = now.astimezone(timezone.utc).replace(tzinfo=None)
+    with reaching_the_database():
+        count = services.expire_due(now)
+    click.echo(f"Expired {count} booking request{'' if count == 1 else 's'} or quote{'' if count == 1 else 's'}.")
+
+
+chat_cli = AppGroup("chat", help="Conversations and event boards.")
+
+
+@chat_cli.command("purge-deleted")
+@click.option("--now", "now_text", default=None, metavar="YYYY-MM-DDTHH:MM",
+              help="Purge as of this moment (UTC) instead of the clock's: for tests and for catching up.")
+def purge_deleted_command(now_text):
+    """Remove what deleted messages said (text, earlier texts, reactions, photos) once they were
+    deleted 30 days ago: kept that long for moderators. Run it daily, e.g. from cron."""
+    from .chat import changes
+
+    now = _parse_now(now_text)
+    with reaching_the_database():
+        count = changes.purge_deleted(now)
+    click.echo(f"Purged {count} deleted message{'' if count == 1 else 's'}.")
+
+
+def _parse_now(now_text):
+    from datetime import datetime
+
+    try:
+        now = datetime.fromisoformat(now_text) if now_text else None
+    except ValueError:
+        raise click.BadParameter("must be a date and time like 2026-12-14T09:30", param_hint="--now") from None
+    if now is not None and now.tzinfo is not None:
+        now = now.astimezone(timezone.utc).replace(tzinfo=None)
+    return now
+
+
+@notifications_cli.command("run")
+@click.option("--once", is_flag=True, help="Send what is due now, then stop (default: keep polling).")
+def notifications_run_command(once):
+    """Send the missed-message e-mails that are due, retrying a failing mail server with backoff.
+    Several may run at once (on PostgreSQL): none sends what another claimed."""
+    from flask import current_app
+
+    from .notifications import worker
+
+    if current_app.config.get("METRICS_BIND") and not once:  # its own process: its own address
+        from . import metrics
+
+        metrics.serve(current_app.config["METRICS_BIND"])
+    with reaching_the_database():
+        worker.run(once=once, echo=click.echo)
+
+
+events_cli = AppGroup("events", help="The stream event log.")
+
+
+@events_cli.command("prune")
+@click.option("--days", type=click.IntRange(min=0), default=None,
+              help="Keep events newer than this many days (default: EVENT_RETENTION_DAYS).")
+def events_prune_command(days):
+    """Remove the events no client can replay any more: older than EVENT_RETENTION_DAYS and not
+    among their user's newest STREAM_REPLAY_LIMIT. In small batches; safe while the app runs."""
+    from flask import current_app
+
+    from . import realtime
+
+    config = current_app.config
+    with reaching_the_database():
+        removed = realtime.prune_events(config["EVENT_RETENTION_DAYS"] if days is None else days,
+                                        config["STREAM_REPLAY_LIMIT"])
+    click.echo(f"Removed {removed} event{'' if removed == 1 else 's'}.")
+
+
+@events_cli.command("after-restore")
+@click.option("--gap", type=click.IntRange(min=1), default=1_000_000, show_default=True,
+              help="How far to move every counter: more than any user's events since the backup.")
+def events_after_restore_command(gap):
+    """Run once after restoring a backup, before the app takes traffic again: every user's next
+    seq jumps past any a client saw before the restore, so none is handed out twice."""
+    from . import realtime
+
+    with reaching_the_database():
+        moved = realtime.skip_seqs(gap)
+    click.echo(f"Moved {moved} counter{'' if moved == 1 else 's'} {gap} seqs forward.")
+
+
 def init_app(app):
+    app.cli.add_command(events_cli)
     app.cli.add_command(users_cli)
+    app.cli.add_command(bookings_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(notifications_cli)
+    app.cli.add_command(chat_cli)
     from .bench import bench_board_fixture_command, bench_fixture_command
 
     app.cli.add_command(bench_fixture_command)

@@ -30,6 +30,9 @@ def seed_if_empty():
     from .listings import demo as listings_demo
 
     listings_demo.seed(users)
+    from .bookings import demo as bookings_demo
+
+    bookings_demo.seed(users)
     return True
 
 

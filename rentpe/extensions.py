@@ -2,6 +2,7 @@
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
+from flask_mailman import Mail
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -22,3 +23,5 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 # No default limits: every limit is declared where it applies, with its value in `ratelimits`.
 limiter = Limiter(key_func=get_remote_address)
+# Missed-message e-mail (rentpe/notifications/mail.py configures it from MAIL_URL).
+mail = Mail()

@@ -21,7 +21,9 @@ CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
-    "img-src 'self'",
+    # blob: the composer's previews of photos chosen but not sent yet (object URLs this page's own
+    # script made from the chosen files; nothing from elsewhere).
+    "img-src 'self' blob:",
     "font-src 'self'",
     "connect-src 'self'",
     "object-src 'none'",
@@ -63,9 +65,19 @@ def policy(style_nonce=None):
     return CONTENT_SECURITY_POLICY.replace("style-src 'self'", f"style-src 'self' 'nonce-{style_nonce}'")
 
 
+# A page made for one logged-in person (their inbox, a conversation, the dashboard) must not be
+# kept by a shared proxy, nor by the browser's disk cache or back button once they log out.
+PRIVATE_PAGE_CACHE_CONTROL = "private, no-store"
+
+
 def add_security_headers(response, hsts_max_age=0):
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
+    # The user this request loaded (every page made for someone did); never loaded here: this runs
+    # on the database-overloaded answer too, which must not touch the database.
+    user = g.get("_login_user")
+    if response.mimetype == "text/html" and user is not None and user.is_authenticated:
+        response.headers["Cache-Control"] = PRIVATE_PAGE_CACHE_CONTROL
     nonce = g.get("csp_nonce")
     if nonce is not None and response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY:
         response.headers["Content-Security-Policy"] = policy(nonce)

@@ -1,6 +1,10 @@
-"""The embedded default's server: one gevent process (streams are cheap greenlets)."""
+"""The embedded default's server: one gevent process (streams are cheap greenlets), which also
+runs the missed-message e-mail worker (rentpe/notifications/worker.py) as a greenlet. In
+production the worker is its own process: `flask --app app notifications run`."""
 import sys
 
+import gevent
+from gevent.event import Event
 from gevent.pywsgi import WSGIServer
 
 
@@ -15,11 +19,30 @@ def serve(app):
     check_database(app)
     print(demo.logins_text(), flush=True)
     print(f"RentPe is running on http://{host}:{port}/  (Ctrl+C stops it)", flush=True)
+    if app.config.get("METRICS_BIND"):
+        from . import metrics
+
+        metrics.serve(app.config["METRICS_BIND"])
+        print(f"Metrics on http://{app.config['METRICS_BIND']}/metrics", flush=True)
     server = WSGIServer((host, port), app, log=sys.stdout if app.debug else None)
+    stop = Event()
+    notifier = gevent.spawn(notifications_worker, app, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         server.stop(timeout=2)
+    finally:
+        stop.set()
+        notifier.join(timeout=5)
+
+
+def notifications_worker(app, stop):
+    from .notifications import worker
+
+    where = "MAIL_URL" if app.config.get("MAIL_URL") else app.config["MAIL_FILE_PATH"]
+    print(f"Missed-message e-mail: the worker runs in this process, mail goes to {where}", flush=True)
+    with app.app_context():
+        worker.run(stop=stop, handle_signals=False, echo=lambda line: print(line, flush=True))
 
 
 def check_database(app):

@@ -104,6 +104,7 @@ def _overrides(url, tmpdir):
         "SECRET_KEY": "test-secret",
         "SQLALCHEMY_DATABASE_URI": url,
         "REDIS_URL": None,
+        "REDIS_CLUSTER_NODES": None,
         "UPLOAD_FOLDER": str(tmpdir / "uploads"),
         "SERVER_NAME": "localhost",
         "RATELIMIT_ENABLED": False,
@@ -233,15 +234,40 @@ def seller_client(make_client, seller):
 
 @pytest.fixture(params=["inprocess", "redis"])
 def broker(request):
+    """The broker under test. "cluster" (a Redis Cluster of 3 shards, started once per session)
+    is asked for by the contract tests that run on it too: `parametrize("broker", …, indirect=True)`."""
     return request.param
 
 
+# The contract tests that run on the Redis Cluster as well (delivery, replay, presence,
+# end_streams): the rest of the stream suite exercises the hub and the stream, not the transport.
+ON_EVERY_BROKER = pytest.mark.parametrize("broker", ["inprocess", "redis", "cluster"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A real Redis Cluster, 3 primaries and 3 replicas on loopback ports, for the whole session
+    (about 2 s to start). Tests that kill a node restore it (`restore_cluster`)."""
+    from tests.redis_cluster import LocalCluster
+
+    cluster = LocalCluster()
+    try:
+        cluster.start()
+    except BaseException:
+        cluster.stop()
+        raise
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def realtime_overrides(broker):
+def realtime_overrides(broker, request):
     """App settings for tests of live behaviour: the broker under test, a channel prefix of this
     test's own (Redis is shared), and stream timings small enough to watch them happen."""
+    cluster = request.getfixturevalue("redis_cluster") if broker == "cluster" else None
     return {
         "REDIS_URL": REDIS_TEST_URL if broker == "redis" else None,
+        "REDIS_CLUSTER_NODES": cluster.nodes if cluster else None,
         "REALTIME_CHANNEL_PREFIX": f"rentpe-test:{uuid.uuid4().hex[:12]}:",
         "STREAM_HEARTBEAT_SECONDS": 0.05,
         "STREAM_LIFETIME_SECONDS": 5,
@@ -415,6 +441,7 @@ def live_server(app, tmp_path):
         settings = {
             "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
             "REDIS_URL": app.config["REDIS_URL"] or "",
+            "REDIS_CLUSTER_NODES": app.config.get("REDIS_CLUSTER_NODES") or "",
             "SECRET_KEY": "shared-by-every-host",
             "REALTIME_CHANNEL_PREFIX": app.config["REALTIME_CHANNEL_PREFIX"],
             "RATELIMIT_KEY_PREFIX": limits_prefix,
@@ -437,6 +464,7 @@ def live_server(app, tmp_path):
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
 
+    start.processes = started  # by call order: a test may signal one (SIGHUP: a deploy)
     yield start
     for process in started:
         process.terminate()

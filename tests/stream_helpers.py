@@ -23,6 +23,16 @@ def broker(request):
     return request.param
 
 
+@pytest.fixture
+def people(make_client, buyer, seller, make_user):
+    """Logged-in clients: the buyer, the seller and a stranger to their conversations."""
+    clients = {}
+    for name, user in (("buyer", buyer), ("seller", seller), ("stranger", make_user(display_name="Stranger"))):
+        clients[name] = make_client()
+        clients[name].login(user)
+    return clients
+
+
 class Stream:
     """An open SSE response. `events()` parses what arrived into dicts {id, event, data}."""
 

@@ -169,11 +169,15 @@ def test_a_send_refused_twice_with_no_reason_found_asks_to_try_again(talk, buyer
     assert message_count() == before
 
 
-def test_boards_are_not_affected_by_a_block(talk, make_client, buyer, seller):
+def test_a_block_keeps_people_out_of_each_others_boards_but_evicts_nobody(talk, make_client, buyer, seller):
+    from rentpe.chat.boards.services import BoardError
     from tests.board_helpers import make_board, send as board_send
 
     asha, ravi, cid = talk
-    ravi.post(f"/conversations/{cid}/block")
     board_id = make_board(buyer, sellers=[seller])
+    ravi.post(f"/conversations/{cid}/block")
+    with pytest.raises(BoardError):
+        make_board(buyer, sellers=[seller])  # no new board together (tests/test_boards_safety.py: both ways)
+    # A board they were both in already goes on: its owner removes members and messages there.
     assert board_send(asha, board_id, "Welcome to the board", "board-key-0001").status_code in (200, 303)
     assert asha.post(f"/conversations/{board_id}/block").status_code == 404

@@ -6,6 +6,7 @@ import re
 import pytest
 
 from rentpe import realtime
+from rentpe.chat import events as chat_events
 from rentpe.chat.boards import services as board_services
 from rentpe.chat.models import SELLER, Conversation
 from rentpe.extensions import db
@@ -144,6 +145,57 @@ def test_seen_by_reaches_the_author_live(people, board_id):
     assert clients["ravi"].post(f"/conversations/{board_id}/read", {"up_to": str(message.id)}).status_code == 204
     assert asha_stream.contains("<summary>Seen by 1 of 2</summary>")
     asha_stream.close()
+
+
+def seen_by_lines(stream, board_id):
+    """The seen-by lines of the board in what the stream has sent so far, oldest first."""
+    return re.findall(rf'<div id="conv-{board_id}-receipt" class="receipt seen-by".*?</div>', stream.text, re.S)
+
+
+def read_last(client, board_id):
+    [*_, message] = messages_in(board_id)
+    assert client.post(f"/conversations/{board_id}/read", {"up_to": str(message.id)}).status_code == 204
+
+
+def test_seen_by_is_right_live_on_every_members_page_the_readers_own_included(people, board_id):
+    users, clients = people
+    send(clients["asha"], board_id, "Can everyone do Saturday?", "seen-key-00002")
+    streams = {name: open_stream(clients[name], users[name]) for name in ("asha", "ravi", "lights")}
+
+    read_last(clients["ravi"], board_id)
+    for name, stream in streams.items():
+        assert stream.contains("<summary>Seen by 1 of 2</summary>"), name
+        [line] = seen_by_lines(stream, board_id)
+        assert re.search(r"Seen: .*Ravi", line) and "Not yet: Lights Co" in line, (name, line)
+    # The reader's own tabs and the author's get it with their read events (replayed after a cut);
+    # the third member's open page gets the same line, rendered once, without an event of its own.
+    assert any(e["id"] and "Seen by 1 of 2" in e["data"] for e in streams["ravi"].events())
+    assert any(e["id"] and "Seen by 1 of 2" in e["data"] for e in streams["asha"].events())
+    assert [e["id"] for e in streams["lights"].events() if "Seen by" in e["data"]] == [None]
+
+    read_last(clients["lights"], board_id)
+    for name, stream in streams.items():
+        assert stream.contains("<summary>Seen by 2 of 2</summary>"), name
+        assert "Not yet" not in seen_by_lines(stream, board_id)[-1], name
+    for stream in streams.values():
+        stream.close()
+
+
+def test_a_read_in_a_big_board_tells_only_the_reader_and_the_author(people, board_id, monkeypatch):
+    """Past `SEEN_BY_LIVE_MEMBERS` a read costs two events, not one per member: the other members'
+    lines catch up with the next message and on page load."""
+    monkeypatch.setattr(chat_events, "SEEN_BY_LIVE_MEMBERS", 2)
+    users, clients = people
+    send(clients["asha"], board_id, "Can everyone do Saturday?", "seen-key-00003")
+    streams = {name: open_stream(clients[name], users[name]) for name in ("asha", "ravi", "lights")}
+    read_last(clients["ravi"], board_id)
+    assert streams["ravi"].contains("<summary>Seen by 1 of 2</summary>")
+    assert streams["asha"].contains("<summary>Seen by 1 of 2</summary>")
+    assert not streams["lights"].read_for(0.5).contains("Seen by", timeout=0)
+    # Her page, loaded, shows the line as it is (opening the board read it: 2 of 2).
+    assert "<summary>Seen by 2 of 2</summary>" in clients["lights"].get(f"/boards/{board_id}").get_data(as_text=True)
+    for stream in streams.values():
+        stream.close()
 
 
 def test_an_owner_removal_replaces_the_message_in_every_open_tab(people, board_id):

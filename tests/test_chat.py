@@ -145,6 +145,20 @@ def test_inbox_lists_conversations_by_last_activity_with_unread_counts(app, make
     assert all(f"from Buyer {i}" in dashboard for i in range(3))
 
 
+def test_the_sellers_inbox_puts_unread_conversations_first(make_client, make_user, seller_client, listing):
+    for name in ("Early bird", "Late riser"):
+        c = make_client()
+        c.login(make_user(display_name=name))
+        contact(c, listing, f"hello from {name}")
+    html = seller_client.get("/dashboard/inbox").get_data(as_text=True)
+    assert html.index("Late riser") < html.index("Early bird")  # newest first while both are unread
+    late = re.search(r'id="inbox-row-(\d+)"[^>]*>\s*<a href="/conversations/(\d+)">(?:(?!</li>).)*Late riser', html, re.S)
+    seller_client.get(f"/conversations/{late.group(2)}")  # read: the older, unread one goes on top
+    for page in ("/dashboard/inbox", "/dashboard"):
+        html = seller_client.get(page).get_data(as_text=True)
+        assert html.index("Early bird") < html.index("Late riser"), page
+
+
 def test_dashboard_inbox_filters_by_listing(make_client, make_user, seller, make_listing):
     hall, lights = make_listing(seller=seller), make_listing(seller=seller, title="Fairy lights")
     for listing, name in ((hall, "Hall fan"), (lights, "Lights fan")):
@@ -163,6 +177,18 @@ def test_opening_the_conversation_reads_it_and_the_receipt_says_seen(buyer_clien
     seller_client.get(f"/conversations/{cid}")
     assert participant(cid, seller).unread_count == 0
     assert 'data-status="seen"' in buyer_client.get(f"/conversations/{cid}").get_data(as_text=True)
+
+
+def test_the_seen_line_says_which_message_was_seen(buyer_client, seller_client, listing):
+    """The receipt sits under the thread; when the seller's reply is the last message there, "Seen"
+    alone would read as if the reply was seen. It names the buyer's message and links to it."""
+    cid = conversation_id_from(contact(buyer_client, listing, "Is the hall free on 12 Dec?"))
+    seller_client.post(f"/conversations/{cid}/messages", {"body": "Yes it is", "client_key": "reply-key-0001"})
+    mine, reply = messages_in(cid)
+    html = buyer_client.get(f"/conversations/{cid}").get_data(as_text=True)
+    line = re.search(rf'<p id="conv-{cid}-receipt"[^>]*>(.*?)</p>', html).group(1)
+    assert re.fullmatch(rf'<a class="receipt-of" href="#msg-{mine.id}">Your last message</a> · Seen \d\d:\d\d', line)
+    assert f'id="msg-{mine.id}"' in html
 
 
 def test_delivered_comes_between_sent_and_seen(buyer_client, listing, seller):

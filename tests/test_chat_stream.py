@@ -8,21 +8,12 @@ from rentpe.chat.models import Participant
 from rentpe.extensions import db
 from rentpe.realtime.stream import Stream as RealtimeStream
 from tests.chat_helpers import contact, conversation_id_from, messages_in
-from tests.stream_helpers import Stream, broker, broker_overrides  # noqa: F401 (fixture)
+from tests.stream_helpers import Stream, broker, broker_overrides, people  # noqa: F401 (fixtures)
 
 
 @pytest.fixture
 def app_overrides(broker):
     return broker_overrides(broker)
-
-
-@pytest.fixture
-def people(make_client, buyer, seller, make_user):
-    clients = {}
-    for name, user in (("buyer", buyer), ("seller", seller), ("stranger", make_user(display_name="Stranger"))):
-        clients[name] = make_client()
-        clients[name].login(user)
-    return clients
 
 
 def send(client, cid, body, key):

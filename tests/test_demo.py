@@ -32,7 +32,7 @@ def test_demo_seed_builds_the_marketplace_once(app):
     assert all(item.price > 0 and len(item.description) >= 20 for item in live)
     assert all(item.capacity for item in live if item.category == "venues")
     photos = db.session.scalars(db.select(ListingPhoto)).all()
-    assert len(photo_files(app.config["UPLOAD_FOLDER"])) == 2 * len(photos)
+    assert len(photo_files(app.config["UPLOAD_FOLDER"])) == 3 * len(photos)
     with Image.open(photo_files_path(app, photos[0])) as image:
         assert image.format == "JPEG" and image.size == (photos[0].width, photos[0].height)
     for item in db.session.scalars(db.select(Listing)):
@@ -65,3 +65,14 @@ def listing_count():
 
 def user_count():
     return db.session.scalar(db.select(db.func.count()).select_from(User))
+
+
+def test_demo_seed_has_conversations_with_booking_cards_in_different_states(app):
+    from rentpe.bookings.models import Booking
+    from rentpe.chat.models import Message
+
+    assert app.test_cli_runner().invoke(args=["demo", "seed"]).exit_code == 0
+    states = db.session.scalars(db.select(Booking.status)).all()
+    assert {"confirmed", "requested", "quoted", "declined"} <= set(states)
+    cards = db.session.scalars(db.select(Message).where(Message.kind == "booking")).all()
+    assert len(cards) == len(states) and len({m.conversation_id for m in cards}) == 2

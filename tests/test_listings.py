@@ -165,7 +165,7 @@ def test_the_owner_banner_offers_the_next_step(client, seller, make_listing):
 def test_delete_removes_listing_photos_and_favourites(app, client, make_client, seller, buyer, listing):
     services.add_photos(listing, [jpeg(), jpeg()])
     services.set_favourite(buyer, listing, True)
-    assert len(photo_files(app.config["UPLOAD_FOLDER"])) == 4
+    assert len(photo_files(app.config["UPLOAD_FOLDER"])) == 6
     client.login(seller)
     assert client.get(f"/listings/{listing.id}/delete").status_code == 200
     response = client.post(f"/listings/{listing.id}/delete")
@@ -174,9 +174,10 @@ def test_delete_removes_listing_photos_and_favourites(app, client, make_client, 
     assert (listing.status, listing.favourite_count, listing.photos) == (REMOVED, 0, [])
     assert photo_files(app.config["UPLOAD_FOLDER"]) == []
     assert db.session.scalar(db.select(db.func.count()).select_from(Favourite)) == 0
-    assert client.get(f"/listings/{listing.id}").status_code == 404
+    # Gone for good: its page says so (410), for its seller as for anyone.
+    assert client.get(f"/listings/{listing.id}").status_code == 410
     assert client.get(f"/listings/{listing.id}/edit").status_code == 404
-    assert make_client().get(f"/listings/{listing.id}").status_code == 404
+    assert make_client().get(f"/listings/{listing.id}").status_code == 410
     assert listing.title not in client.get("/dashboard").get_data(as_text=True)
 
 
@@ -203,7 +204,7 @@ def test_listing_page_shows_the_seller_card_and_room_for_the_chat(client, seller
     assert f'<a href="/sellers/{seller.id}">{profile.shop_name}</a>' in page
     assert f"{profile.city} · member since {seller.created_at.strftime('%B %Y')}" in page
     assert "1 live listing" in page
-    assert '<section class="contact-seller" id="contact-seller">' in page
+    assert '<section class="contact-seller" id="contact-seller" aria-label="Contact the seller">' in page
 
 
 def test_unknown_listing_is_a_404_page(client):

@@ -5,7 +5,7 @@ import pytest
 from rentpe.accounts.models import User
 from rentpe.chat.models import Message
 from rentpe.extensions import db
-from rentpe.listings.models import HELD, LIVE, PAUSED, REMOVED, Listing
+from rentpe.listings.models import HELD, LIVE, PAUSED, SUSPENDED, TAKEN_DOWN, Listing
 from rentpe.moderation.models import ModerationAction, Report
 from tests.chat_helpers import contact, conversation_id_from, messages_in
 from tests.url_map import rules
@@ -54,12 +54,14 @@ ROUTES = {
     "admin.resolve": ("post", "/admin/reports/{r}/resolve", {"note": "Checked"}, 303),
     "admin.hide_message": ("post", "/admin/messages/{m}/hide", {"reason": "UPI", "report_id": "{r}"}, 303),
     "admin.listing_action": ("post", "/admin/listings/{l}/pause", {"reason": "Scam"}, 303),
+    "admin.remove_board_member": ("post", "/admin/boards/{c}/members/{u}/remove", {"reason": "x"}, 404),  # not a board
     "admin.user": ("get", "/admin/users/{u}", None, 200),
     "admin.user_action": ("post", "/admin/users/{u}/suspend", {"reason": "Scam"}, 303),
     "admin.audit": ("get", "/admin/audit", None, 200),
 }
 EXTRA = {  # the other choices of the `any(...)` routes
     "remove listing": ("post", "/admin/listings/{l}/remove", {"reason": "Scam"}, 303),
+    "lift listing": ("post", "/admin/listings/{l}/lift", {"reason": "Appeal upheld"}, 409),
     "reinstate user": ("post", "/admin/users/{u}/reinstate", {"reason": "Appeal"}, 409),
 }
 
@@ -74,7 +76,7 @@ def test_access_matrix(make_client, case, buyer, seller, moderator, name):
     db.session.execute(db.update(Message).where(Message.id == case["scam"].id).values(contact_flags="payment"))
     db.session.commit()
     values = dict(r=case["report"].id, m=case["scam"].id, l=case["scam"].listing_id or case["report"].target_id,
-                  u=seller.id)
+                  u=seller.id, c=case["cid"])
     values["l"] = db.session.scalars(db.select(Listing.id).where(Listing.seller_id == seller.id)).first()
     target = url.format(**values)
     data = {k: v.format(**values) for k, v in (form or {}).items()}
@@ -180,11 +182,12 @@ def test_hiding_a_message_needs_a_reason_and_is_logged_once(mod, case, moderator
 def test_pausing_and_removing_a_listing(mod, moderator, make_listing, client):
     listing = make_listing()
     assert mod.post(f"/admin/listings/{listing.id}/pause", {"reason": "Fake photos"}).status_code == 303
-    assert db.session.get(Listing, listing.id).status == PAUSED
+    assert db.session.get(Listing, listing.id).status == SUSPENDED
     assert client.get(f"/listings/{listing.id}").status_code == 404
     assert mod.post(f"/admin/listings/{listing.id}/pause", {"reason": "again"}).status_code == 409
     assert mod.post(f"/admin/listings/{listing.id}/remove", {"reason": "Seller confirmed it is fake"}).status_code == 303
-    assert db.session.get(Listing, listing.id).status == REMOVED
+    assert db.session.get(Listing, listing.id).status == TAKEN_DOWN
+    assert client.get(f"/listings/{listing.id}").status_code == 404
     assert mod.post(f"/admin/listings/{listing.id}/remove", {"reason": "again"}).status_code == 409
     assert mod.post("/admin/listings/999999/remove", {"reason": "x"}).status_code == 404
     assert audit() == [(moderator.id, "pause_listing", "listing", listing.id, "Fake photos"),

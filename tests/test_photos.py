@@ -44,13 +44,13 @@ def half_of(data):
 
 
 @pytest.mark.parametrize("fmt, name, mode", [("JPEG", "a.jpg", "RGB"), ("PNG", "b.png", "RGBA"), ("WEBP", "c.webp", "RGB")])
-def test_jpeg_png_and_webp_are_stored_as_two_jpeg_renditions(app, owner, listing, fmt, name, mode):
+def test_jpeg_png_and_webp_are_stored_as_two_jpeg_renditions_and_a_preview(app, owner, listing, fmt, name, mode):
     response = add(owner, listing, (image_bytes(fmt, (2400, 1800), mode=mode, color=(10, 20, 30, 0) if mode == "RGBA" else (10, 20, 30)), name))
     assert response.status_code == 302 and response.headers["Location"] == f"/listings/{listing.id}/edit#photos"
     photo = db.session.scalars(db.select(ListingPhoto)).one()
     assert (photo.width, photo.height) == (1280, 960)
-    assert stored(app) == sorted(f"{photo.key[:2]}/{photo.key}-{size}.jpg" for size in ("large", "thumb"))
-    for size, expected in (("large", (1280, 960)), ("thumb", (480, 360))):
+    assert stored(app) == sorted(f"{photo.key[:2]}/{photo.key}-{size}.jpg" for size in ("large", "preview", "thumb"))
+    for size, expected in (("large", (1280, 960)), ("thumb", (480, 360)), ("preview", (1200, 630))):
         body = fetch(owner, f"/photos/{size}/{photo.key}").data
         with Image.open(io.BytesIO(body)) as image:
             assert (image.format, image.size) == ("JPEG", expected)
@@ -70,6 +70,47 @@ def test_exif_is_stripped_and_orientation_applied(owner, listing):
     assert b"SecretCam" not in body and b"Exif" not in body
 
 
+def jpeg_markers(data):
+    """The marker codes of a JPEG file's header segments, up to the image data (SOS)."""
+    assert data[:2] == b"\xff\xd8"
+    markers, at = [], 2
+    while True:
+        marker = data[at + 1]
+        markers.append(marker)
+        if marker == 0xDA:
+            return markers
+        at += 2 + struct.unpack(">H", data[at + 2:at + 4])[0]
+
+
+def test_comments_and_every_other_metadata_are_dropped(owner, listing):
+    """A JPEG comment survives a plain Pillow re-encode; XMP, ICC and EXIF ride along when passed on."""
+    exif = Image.Exif()
+    exif[0x010F] = "SecretCam"
+    icc = Image.new("RGB", (1, 1)).info.get("icc_profile") or b"\0" * 128 + b"acspSECRETICC"
+    original = jpeg((900, 600), comment=b"call me on 98200 12345", exif=exif.tobytes(),
+                    xmp=b"<x:xmpmeta>SecretXMP</x:xmpmeta>", icc_profile=icc, dpi=(300, 300))
+    with Image.open(io.BytesIO(original)) as check:  # the upload really carries all of it
+        assert check.info["comment"] == b"call me on 98200 12345" and "xmp" in check.info
+
+    assert add(owner, listing, (original, "hall.jpg")).status_code == 302
+
+    photo = db.session.scalars(db.select(ListingPhoto)).one()
+    for size in ("large", "thumb", "preview"):
+        body = fetch(owner, f"/photos/{size}/{photo.key}").data
+        for secret in (b"98200", b"SecretCam", b"SecretXMP", b"SECRETICC", b"Exif", b"ICC_PROFILE"):
+            assert secret not in body, (size, secret)
+        markers = jpeg_markers(body)
+        assert 0xFE not in markers  # COM
+        assert [m for m in markers if 0xE1 <= m <= 0xEF] == []  # APP1..APP15: EXIF, XMP, ICC, …
+
+
+def test_a_large_jpeg_is_still_welcome(owner, listing):
+    """Over the PNG cap, under the camera cap: a JPEG decodes at a reduced scale."""
+    assert add(owner, listing, (jpeg((6400, 4800), quality=30), "camera.jpg")).status_code == 302
+    photo = db.session.scalars(db.select(ListingPhoto)).one()
+    assert (photo.width, photo.height) == (1280, 960)
+
+
 @pytest.mark.parametrize("data, name, error", [
     (b"I am a text file, honest.\n" * 40, "holiday.jpg", "“holiday.jpg” is not a JPEG, PNG or WebP photo."),
     (image_bytes("GIF", (200, 200), mode="P", color=1), "party.gif", "“party.gif” is not a JPEG, PNG or WebP photo."),
@@ -77,7 +118,8 @@ def test_exif_is_stripped_and_orientation_applied(owner, listing):
     (half_of(jpeg((800, 600))), "cut.jpg", "“cut.jpg” is damaged or incomplete; try exporting it again."),
     (half_of(image_bytes("PNG", (300, 300))), "cut.png", "“cut.png” is damaged or incomplete; try exporting it again."),
     (b"", "empty.jpg", "“empty.jpg” is empty."),
-    (png_header_only(9000, 9000), "bomb.png", "“bomb.png” has too many pixels (at most 60 megapixels)."),
+    (png_header_only(9000, 9000), "bomb.png", "“bomb.png” has too many pixels (at most 12 megapixels for a PNG)."),
+    (png_header_only(4001, 3000), "scan.png", "“scan.png” has too many pixels (at most 12 megapixels for a PNG)."),
     (png_header_only(30000, 30000), "bigbomb.png", "“bigbomb.png” has too many pixels."),
 ])
 def test_bad_photo_is_a_form_error_and_nothing_is_stored(app, owner, listing, data, name, error):
@@ -99,7 +141,7 @@ def test_a_new_listing_keeps_its_photos_in_order(app, owner):
     owner.post("/listings/new", {**listing_form(), "photos": [upload(jpeg((300, 200)), "1.jpg"), upload(jpeg((200, 300)), "2.jpg")]})
     listing = db.session.scalars(db.select(Listing)).one()
     assert [(p.position, p.width, p.height) for p in listing.photos] == [(0, 300, 200), (1, 200, 300)]
-    assert len(stored(app)) == 4
+    assert len(stored(app)) == 6
 
 
 def test_photo_larger_than_the_limit_is_refused(app, owner, listing):
@@ -118,7 +160,7 @@ def test_the_ninth_photo_is_refused(app, owner, listing):
     response = add(owner, listing, (jpeg(), "ninth.jpg"))
     assert response.status_code == 422
     assert "A listing can have at most 8 photos; remove one to add another." in response.get_data(as_text=True)
-    assert len(stored(app)) == 16
+    assert len(stored(app)) == 24
     assert "That's the most a listing can have." in owner.get(f"/listings/{listing.id}/edit").get_data(as_text=True)
 
 
@@ -127,7 +169,7 @@ def test_nine_photos_at_once_are_refused(app, owner, listing):
     response = add(owner, listing, *[(jpeg((64, 48)), f"{n}.jpg") for n in range(8)])
     assert response.status_code == 422
     assert "A listing can have at most 8 photos; you can add 7 more." in response.get_data(as_text=True)
-    assert len(stored(app)) == 2
+    assert len(stored(app)) == 3
 
 
 def test_uploading_without_choosing_a_file_is_a_form_error(owner, listing):
@@ -140,7 +182,7 @@ def test_an_oversized_request_gets_the_413_page(app, owner, listing):
     response = add(owner, listing, (b"\xff" * 80_000, "huge.jpg"))
     assert response.status_code == 413
     page = response.get_data(as_text=True)
-    assert '<p class="error-code">413</p>' in page and "That upload is too large." in page
+    assert '<h1 class="error-code"><span class="visually-hidden">Error </span>413</h1>' in page and "That upload is too large." in page
     assert stored(app) == []
 
 
@@ -152,7 +194,7 @@ def test_remove_photo_deletes_its_files_and_htmx_gets_the_photo_manager(app, own
     fragment = response.get_data(as_text=True)
     assert fragment.startswith('<section class="card photo-manager" id="photo-manager">')
     assert f"photo-tile-{second_id}" in fragment and f"photo-tile-{first_id}" not in fragment
-    assert stored(app) == sorted(f"{second_key[:2]}/{second_key}-{s}.jpg" for s in ("large", "thumb"))
+    assert stored(app) == sorted(f"{second_key[:2]}/{second_key}-{s}.jpg" for s in ("large", "preview", "thumb"))
     assert fetch(owner, f"/photos/large/{first_key}").status_code == 404
 
 

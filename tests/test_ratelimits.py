@@ -208,3 +208,39 @@ def test_every_limit_value_parses_and_says_what_it_limits():
     for rule in rules:
         assert limits.parse_many(rule.value)
         assert rule.message(600) == f"Too many {rule.what}. Please try again in 10 minutes."
+
+
+# Photo uploads, per user -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def limiter_storage_alive():
+    """Flask-Limiter keeps "the storage is dead" on its one global object across apps (init_app
+    doesn't reset it): after the unreachable-Redis test above, a later app would count in its
+    fallback and switch back mid-test, splitting the counts. A fresh worker starts alive."""
+    from rentpe.extensions import limiter
+
+    limiter._storage_dead = False
+
+
+def test_photo_uploads_are_limited_per_user_and_a_listing_without_photos_is_not_counted(limiter_storage_alive, client,
+                                                                                          seller, listing):
+    from rentpe.listings.models import Listing, ListingPhoto
+    from tests.helpers import jpeg, listing_form, upload
+
+    client.login(seller)
+    for _ in range(3):  # saved without photos: never counted
+        assert client.post("/listings/new", listing_form(title="No photos yet")).status_code == 302
+    for n in range(allowance(ratelimits.PHOTO_UPLOADS_PER_USER)):
+        assert client.post(f"/listings/{listing.id}/photos", {"photos": [upload(jpeg((64, 48)), "a.jpg")]}).status_code in (302, 422)
+        db.session.execute(db.delete(ListingPhoto))  # room for the next one (eight at most per listing)
+        db.session.commit()
+    listings_before = db.session.scalar(db.select(db.func.count()).select_from(Listing))
+
+    refused = client.post("/listings/new", {**listing_form(title="Hall with photos"), "photos": [upload(jpeg(), "b.jpg")]})
+    assert refused.status_code == 429 and "Retry-After" in refused.headers
+    page = refused.get_data(as_text=True)
+    assert "Too many photo uploads" in page and 'value="Hall with photos"' in page
+    assert db.session.scalar(db.select(db.func.count()).select_from(Listing)) == listings_before
+    again = client.post(f"/listings/{listing.id}/photos", {"photos": [upload(jpeg((64, 48)), "a.jpg")]})
+    assert again.status_code == 429 and "Too many photo uploads" in again.get_data(as_text=True)

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.parametrize("broker", ["redis"], indi
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 # A function, not an expression: Playwright polls a bare expression with eval, which our CSP blocks.
-CONNECTED = "() => document.querySelector('#sse')?._htmx?.sse?.status === 200"
+CONNECTED = "() => document.querySelector('#sse')?.dataset.state === 'live'"
 
 
 @pytest.fixture
@@ -108,5 +108,41 @@ def test_a_failed_first_connect_is_retried(in_browser):
         page.wait_for_function(CONNECTED, timeout=5000)
         assert len(attempts) == 2
         assert page.locator("#sse").inner_html() == ""  # the 503 page was not swapped in
+
+    in_browser(scenario)
+
+
+def test_a_tab_pushed_out_by_newer_streams_stops_instead_of_pushing_back(in_browser):
+    """Past STREAM_MAX_PER_USER (10) streams of one person on one worker, the oldest ends with
+    `event: replaced`: stream.js stops that page's stream rather than reconnect (which would push
+    out another tab's, and so on in a loop), and says so."""
+    import httpx
+
+    def scenario(page, user_id):
+        page.wait_for_function(CONNECTED)
+        cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+        base = "/".join(page.url.split("/", 3)[:3])
+        stop = threading.Event()
+
+        def hold():  # another tab of the same person, newer than the page's
+            try:
+                with httpx.Client(base_url=base, cookies=cookies, timeout=httpx.Timeout(10, read=30)) as http:
+                    with http.stream("GET", "/events?after=0") as response:
+                        for _ in response.iter_bytes():
+                            if stop.is_set():
+                                return
+            except httpx.HTTPError:
+                pass  # the server stops at the end of the test
+
+        threads = [threading.Thread(target=hold, daemon=True) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        try:
+            page.wait_for_function("() => document.querySelector('#sse').dataset.state === 'replaced'", timeout=10_000)
+            page.wait_for_timeout(1500)
+            assert page.evaluate("() => document.querySelector('#sse').dataset.state") == "replaced"  # not back
+            assert "Reload to resume" in page.inner_text("#connection")
+        finally:
+            stop.set()
 
     in_browser(scenario)

@@ -95,3 +95,32 @@ def test_a_shared_fragment_filled_for_one_recipient_frames_like_its_html():
     assert str(plain) == "<p>no holes</p>" and plain.lines == "data: <p>no holes</p>\n"
     memo, part = {}, "<p>shared\nby all</p>"
     assert data_lines([part, part], memo) == data_lines([part, part]) and len(memo) == 1
+
+
+def test_a_fanout_payload_gives_each_recipient_the_lines_of_its_own_html():
+    from markupsafe import Markup
+
+    from rentpe.realtime import Shared, hole
+    from rentpe.realtime.event import fanout_payload, parse_fanout
+
+    shared = Shared(Markup("<li>\r\nline one\n") + hole("badge") + Markup("\n<p>") + hole("receipt") + Markup("</p>\0"))
+    typing = "<span id='t'>stopped typing</span>"  # one part object handed to several recipients
+    recipients = [
+        (1, 10, [shared.fill({"badge": "<b>three</b>", "receipt": "Seen"}), typing]),
+        (2, 4, [shared.fill({"badge": "<b>three</b>", "receipt": "two\nlines\r\0"}), typing]),
+        (3, 7, shared.fill({"badge": "", "receipt": ""})),
+        (4, 1, None),  # rendered nothing: an id-only frame
+        (5, 2, ["", Shared("<p>no holes</p>").fill({}), "<i>\nown\n</i>"]),
+    ]
+    payload = fanout_payload("chat.board_message", recipients)
+    fanout = parse_fanout(payload)
+    assert fanout.user_ids() == [1, 2, 3, 4, 5]
+    assert fanout.durables({1, 2, 3, 4, 5}) == [
+        (user_id, Durable(seq, "chat.board_message", data_lines(html))) for user_id, seq, html in recipients]
+    assert [user_id for user_id, _ in fanout.durables({2, 5, 99})] == [2, 5]
+    # What recipients share travels once: the fragment's text, the typing part and the same piece.
+    assert payload.count(b"line one") == 1 and payload.count(b"stopped typing") == 1
+    assert payload.count(b"<b>three</b>") == 1
+    for broken in (b"*\n{", b"*\n[]", b'*\n{"k": "x"}', b"1 x\ndata: y"):
+        with pytest.raises(ValueError):
+            parse_fanout(broken)

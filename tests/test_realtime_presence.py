@@ -7,6 +7,7 @@ from flask import has_app_context, request
 
 from rentpe import realtime
 from rentpe.models_base import utcnow
+from tests.conftest import ON_EVERY_BROKER
 
 
 @pytest.fixture
@@ -21,6 +22,7 @@ def transitions(live):
     return calls
 
 
+@ON_EVERY_BROKER
 def test_online_from_the_first_open_to_the_last_close(buyer, seller, buyer_client, open_stream, transitions):
     assert realtime.presence.online([buyer.id, seller.id]) == set()
     assert realtime.presence.last_seen(buyer.id) is None
@@ -47,6 +49,32 @@ def test_a_stream_that_stops_refreshing_expires(app, buyer, buyer_client, open_s
     assert realtime.presence.online([buyer.id]) == set()
 
 
+@ON_EVERY_BROKER
+def test_a_stream_that_stops_refreshing_was_last_seen_at_its_last_refresh(app, buyer, buyer_client, open_stream):
+    """A worker that dies closes nothing: its user's "last seen" is the streams' last refresh, not
+    the moment they opened."""
+    app.config["PRESENCE_TTL_SECONDS"] = 1
+    stream = open_stream(buyer_client)
+    opened = utcnow()
+    stream.quiet_for(1.5)  # refreshed on every heartbeat meanwhile
+    app.extensions["realtime"].watch.stop()
+    stopped = utcnow()
+    time.sleep(1.3)
+    assert realtime.presence.online([buyer.id]) == set()
+    seen = realtime.presence.last_seen(buyer.id)
+    assert opened + timedelta(seconds=1) < seen <= stopped + timedelta(seconds=0.2)
+
+
+def test_a_refresh_does_not_bring_back_a_closed_stream(app, buyer, buyer_client, open_stream):
+    presence = app.extensions["realtime"].presence
+    stream = open_stream(buyer_client)
+    stream_id = next(s.stream_id for s in app.extensions["realtime"].hub.subscriptions())
+    stream.close()
+    presence.refresh_many([(buyer.id, stream_id)])  # a watch round that raced with the close
+    assert realtime.presence.online([buyer.id]) == set()
+
+
+@ON_EVERY_BROKER
 def test_the_watch_refreshes_every_due_stream_in_one_round_trip(app, buyer, seller, buyer_client, make_client,
                                                                  open_stream, monkeypatch):
     presence = app.extensions["realtime"].presence
@@ -72,6 +100,7 @@ def test_a_live_stream_refreshes_its_presence_on_every_heartbeat(app, buyer, buy
     assert realtime.presence.online([buyer.id]) == {buyer.id}
 
 
+@ON_EVERY_BROKER
 def test_a_stream_ended_by_the_server_does_not_flap_presence(app, buyer, buyer_client, open_stream, transitions):
     app.config["STREAM_LIFETIME_SECONDS"] = 0.2
     open_stream(buyer_client).read_to_end()

@@ -388,7 +388,7 @@ def test_the_page_shows_the_count_the_active_filters_and_a_form_that_works_witho
     page = response.get_data(as_text=True)
 
     assert response.status_code == 200
-    assert "<title>“chairs” · Search listings · RentPe</title>" in page
+    assert "<title>“chairs” · Furniture in Pune · RentPe</title>" in page
     assert titles_on(response) == ["Golden chiavari chairs"]
     assert re.search(r"<strong>1</strong> listing\s", page)
     assert '<form id="search-form" class="search-filters card" action="/search" method="get"' in page
@@ -484,11 +484,12 @@ def test_the_city_field_suggests_cities_with_live_listings(client, shop, make_li
 
 
 def test_autogenerate_leaves_the_hand_made_search_index_alone(app):
-    """`flask db migrate` must not offer to drop the FTS table, the tsvector column or their indexes."""
+    """`flask db migrate` must not offer to drop the FTS tables, the tsvector columns or their
+    indexes (listings' and messages')."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from rentpe.listings.search import include_in_autogenerate
+    from rentpe.models import include_in_autogenerate
 
     with db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_name": include_in_autogenerate})

@@ -8,6 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from ..models_base import utcnow
 
+NOTIFY_IMMEDIATE, NOTIFY_HOURLY, NOTIFY_DAILY, NOTIFY_NEVER = "immediate", "hourly", "daily", "never"
+NOTIFY_CHOICES = (NOTIFY_IMMEDIATE, NOTIFY_HOURLY, NOTIFY_DAILY, NOTIFY_NEVER)
+
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
@@ -21,13 +24,20 @@ class User(UserMixin, db.Model):
     # Bumped to end every session of this user at once (log out everywhere, suspension).
     session_generation: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Missed-message e-mail: "immediate" (after NOTIFY_DELAY_S), "hourly", "daily" (one digest)
+    # or "never" (rentpe/notifications). One-click unsubscribe sets "never".
+    notify_email: Mapped[str] = mapped_column(String(10), default=NOTIFY_IMMEDIATE, server_default=NOTIFY_IMMEDIATE)
 
     seller_profile: Mapped["SellerProfile | None"] = relationship(back_populates="user", uselist=False)
 
+    # The key of the log-in this object was loaded for (not stored here: see `UserSession`).
+    session_key = None
+
     def get_id(self):
-        # Flask-Login keeps this in the session and the remember cookie; a bumped generation
-        # makes every older cookie stop matching.
-        return f"{self.id}:{self.session_generation}"
+        # Flask-Login keeps this in the session cookie and the remember cookie. The key names one
+        # `UserSession` row: deleting it (log-out) ends that log-in, wherever its cookies were
+        # copied to; a bumped generation ends every log-in of the user at once.
+        return f"{self.id}:{self.session_generation}:{self.session_key or ''}"
 
     @property
     def is_active(self):
@@ -57,3 +67,19 @@ class SellerProfile(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="seller_profile")
+
+
+class UserSession(db.Model):
+    """One log-in: the server-side half of a session cookie and its remember cookie.
+
+    The cookies carry a random key; only its SHA-256 is stored, so a copy of this table opens no
+    session. A cookie whose row is gone (logged out, password changed, "log out everywhere") or
+    past `expires_at` logs nobody in, however validly it is signed.
+    """
+
+    __tablename__ = "user_sessions"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -1,22 +1,26 @@
-"""Log-in, sign-up, log-out, becoming a seller, public seller pages."""
-import secrets
-
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+"""Log-in, sign-up, log-out, the account page (password, log out everywhere), becoming a seller."""
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import ratelimits, realtime
+from .. import ratelimits
 from ..http import is_htmx, safe_next
 from . import services
-from .forms import LoginForm, SellerProfileForm, SignupForm
+from .forms import LoginForm, NotificationsForm, PasswordForm, ProfileForm, SellerProfileForm, SignupForm
 
 bp = Blueprint("accounts", __name__)
 
 
 def start_session(user, remember=False):
-    # A fresh session on every log-in: nothing from before survives, and the cookie changes.
+    # A fresh session on every log-in: nothing from before survives, the cookie changes, and the
+    # log-in gets its own server-side row (and so its own remember cookie value).
     session.clear()
-    session["sid"] = secrets.token_urlsafe(16)
+    services.open_session(user, current_app.config["REMEMBER_COOKIE_DURATION"])
     login_user(user, remember=remember)
+
+
+def end_session():
+    logout_user()
+    session.clear()
 
 
 def render_form(name, form):
@@ -84,14 +88,98 @@ def signup():
 @bp.post("/logout")
 @login_required
 def logout():
-    user_id = current_user.id
-    logout_user()
-    session.clear()
-    # This tab's stream must not outlive the session. The user's other tabs and devices reconnect
-    # at once; with their sessions still valid they carry on where they were.
-    realtime.end_streams(user_id)
+    # This log-in ends for every copy of its cookies, and its streams with it. The user's other
+    # tabs and devices reconnect at once; with their log-ins still open they carry on.
+    services.close_session(current_user._get_current_object())
+    end_session()
     flash("You are logged out.", "info")
     return redirect(url_for("listings.home"))
+
+
+def render_account(status=200, **forms):
+    """The account page: name and e-mail, e-mail notifications, password, log-ins. `forms` replaces
+    the blank form of the one that was posted (with its errors)."""
+    user = current_user._get_current_object()
+    forms.setdefault("form", PasswordForm(formdata=None))
+    forms.setdefault("profile", ProfileForm(formdata=None, obj=user))
+    forms.setdefault("notifications", NotificationsForm(formdata=None, obj=user))
+    return render_template("accounts/account.html", open_sessions=services.open_session_count(user),
+                           **forms), status
+
+
+def password_refused(message):
+    form = PasswordForm()
+    form.form_errors.append(message)
+    return render_account(form=form)[0]
+
+
+def profile_refused(message):
+    profile = ProfileForm()
+    profile.form_errors.append(message)
+    return render_account(profile=profile)[0]
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+@ratelimits.limit(ratelimits.PASSWORD_FAILURES_PER_USER, ratelimits.per_user, count=ratelimits.failures,
+                  refused=password_refused)
+def account():
+    """The account page; its form changes the password, which ends every other log-in."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        user = current_user._get_current_object()
+        try:
+            services.change_password(user, form.current.data, form.password.data)
+        except services.AccountError as exc:
+            form.current.errors.append(str(exc))
+        else:
+            # This browser stays logged in, on a fresh log-in (kept as long as before if it was).
+            start_session(user, remember=bool(request.cookies.get(current_app.config["REMEMBER_COOKIE_NAME"])))
+            flash("Your password is changed. Every other device was logged out.", "success")
+            return redirect(url_for("accounts.account"))
+    if request.method == "GET":
+        return render_account()
+    return render_account(422, form=form)
+
+
+@bp.post("/account/profile")
+@login_required
+@ratelimits.limit(ratelimits.PASSWORD_FAILURES_PER_USER, ratelimits.per_user, count=ratelimits.failures,
+                  refused=profile_refused)
+def profile():
+    """Name and e-mail address (a new address needs the current password)."""
+    profile = ProfileForm()
+    if profile.validate_on_submit():
+        try:
+            services.update_profile(current_user._get_current_object(), profile.display_name.data,
+                                    profile.email.data, profile.current.data)
+        except services.AccountError as exc:
+            (profile.current if "password" in str(exc) else profile.email).errors.append(str(exc))
+        else:
+            flash("Your name and e-mail are saved.", "success")
+            return redirect(url_for("accounts.account"), code=303)
+    return render_account(422, profile=profile)
+
+
+@bp.post("/account/notifications")
+@login_required
+def notifications():
+    """How often unread messages are e-mailed: right away, hourly, a daily digest, never."""
+    form = NotificationsForm()
+    if form.validate_on_submit():
+        services.set_notify_email(current_user._get_current_object(), form.notify_email.data)
+        flash("Your e-mail settings are saved.", "success")
+        return redirect(url_for("accounts.account", _anchor="notifications"), code=303)
+    return render_account(422, notifications=form)
+
+
+@bp.post("/account/sessions/end")
+@login_required
+def end_all_sessions():
+    services.end_all_sessions(current_user._get_current_object())
+    end_session()
+    flash("You are logged out everywhere, this browser included.", "info")
+    return redirect(url_for("accounts.login"))
 
 
 @bp.route("/sell", methods=["GET", "POST"])

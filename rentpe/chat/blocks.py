@@ -3,7 +3,10 @@
 A block is a row (blocker, blocked). While it exists, their private conversation takes no new
 messages from either side: the blocked person is told they can't send, the blocker that they
 must unblock first. The blocked person can't open a new conversation with the blocker either.
-Boards are not affected: a board is its owner's room, and its owner can remove messages there.
+In boards a block works both ways at the door: nobody adds or invites someone a block stands
+between them and, and nobody joins the board of someone they blocked or who blocked them
+(boards/services.py). A board both were in already goes on: its owner can remove members and
+messages there, and either can leave.
 
 The check (`none_between_sql`) is part of the statement that stores a message (chat's
 `services._store`), which runs after the send took the conversation's row lock, as blocking takes

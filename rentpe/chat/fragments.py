@@ -52,16 +52,20 @@ _RECEIPT_WORDS = {"delivered": "Delivered", "sent": "Sent"}
 
 
 def private_receipt(conversation_id, receipt, oob=False):
-    """The receipt line under my last message in a private conversation: sent → delivered → seen
-    (templates/chat/_private_receipt.html)."""
+    """The receipt line of my last message in a private conversation: sent → delivered → seen
+    (templates/chat/_private_receipt.html). It sits under the thread, where the other person's
+    reply may be the last message, so it names the message it is about ("Your last message",
+    linking to it): a "Seen" under their reply must not read as if their reply was seen."""
     status = receipt.status
     if status == "seen":
         text = "Seen " + (receipt.at.strftime("%H:%M") if receipt.at else "")
     else:
         text = _RECEIPT_WORDS.get(status, "")
     swap = ' hx-swap-oob="true"' if oob else ""
+    about = (f'<a class="receipt-of" href="#msg-{int(receipt.message_id)}">Your last message</a> · '
+             if text and receipt.message_id else "")
     return Markup(f'<p id="conv-{int(conversation_id)}-receipt" class="receipt" data-status="{escape(status or "")}"'
-                  f' data-order="{int(receipt.order)}" aria-live="polite"{swap}>{escape(text)}</p>')
+                  f' data-order="{int(receipt.order)}" aria-live="polite"{swap}>{about}{escape(text)}</p>')
 
 
 def init_app(app):

@@ -10,11 +10,12 @@ A send (`send_message`), in this order, in one transaction:
 1. The conversation's row lock.
 2. Under it, the members it goes to: a board's are read again, since membership changes take the
    same lock (boards/services.py), so a send addresses exactly the members current when it commits.
-3. The store (`_store`: plain SQL, `_INSERT_MESSAGE` and the two UPDATEs after it): the message is
+3. The store (`_store`: plain SQL, `_INSERT_MESSAGE` and the statements after it): the message is
    inserted once per client key, and only if no block stands between the two people of a private
    conversation. Blocking takes the same lock (blocks.py), so a send racing a block commits before
    it or is refused. The conversation's last message and every member's counters are updated in
-   the same transaction.
+   the same transaction, and the recipients' missed-message e-mails made pending
+   (`_INSERT_NOTIFICATIONS`).
 4. Nothing inserted: rolled back, and a retry (its client key was stored) gets the message stored
    the first time; anything else is refused with the reason (`_refusal`).
 5. `realtime.record` of the members' events, the commit, then `realtime.publish_committed()`. The
@@ -22,17 +23,18 @@ A send (`send_message`), in this order, in one transaction:
 """
 import re
 import uuid
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import DateTime, bindparam, func, select, text, update
+from sqlalchemy import DateTime, bindparam, func, insert, select, text, update
 
-from .. import realtime
-from ..database import insert_for, is_postgresql, without_a_transaction
+from .. import metrics, realtime
+from ..database import insert_for, is_postgresql
 from ..extensions import db
 from ..models_base import utcnow
 from ..text import CONTROL_CHARACTERS as _CONTROL
 from . import blocks, contact
-from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, Participant
+from .models import BUYER, DIRECT, GROUP, SELLER, Conversation, Message, MessagePhoto, Participant
 from .queries import receipt_of
 
 _conversations, _messages = Conversation.__table__, Message.__table__
@@ -44,6 +46,11 @@ MESSAGE = "chat.message"
 BOARD_MESSAGE = "chat.board_message"
 READ = "chat.read"
 RECEIPT = "chat.receipt"
+# A person archived or unarchived a conversation: its row moves in their other open pages.
+ARCHIVE_CHANGED = "chat.archived"
+
+# The hint a send leaves on its events for their live render: nothing to read besides the message.
+NEW_WITHOUT_PHOTOS = {"new_without_photos": True}
 
 _CLIENT_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -56,11 +63,11 @@ class ChatError(ValueError):
         self.status = status
 
 
-# The store of a message: three statements, written once for both databases. The two UPDATEs
-# read the new message's id from `message`: on PostgreSQL that is the INSERT itself, so the three
-# run as one statement (`_STORE_AT_ONCE`: one round trip, not three) and the UPDATEs change
+# The store of a message: four statements, written once for both databases. The three after the
+# INSERT read the new message's id from `message`: on PostgreSQL that is the INSERT itself, so the
+# four run as one statement (`_STORE_AT_ONCE`: one round trip, not four) and the others change
 # nothing when nothing was inserted; SQLite has no data-modifying CTEs, so there `message` is the
-# id its INSERT returned and the UPDATEs run after it (`_STORE_STEPS`).
+# id its INSERT returned and the others run after it (`_STORE_STEPS`).
 #
 # The INSERT stores nothing when the client key was stored before (a retry, or a double click
 # that waited for the lock: the unique index), or when a block stands between the sender and
@@ -69,9 +76,10 @@ class ChatError(ValueError):
 # Written as SQL rather than built: both databases take the same ON CONFLICT clause, and
 # SQLAlchemy compiles its dialect INSERTs that can say it again for every message.
 _INSERT_MESSAGE = (
-    "INSERT INTO messages (conversation_id, sender_id, body, client_key, listing_id, created_at, contact_flags)"
+    "INSERT INTO messages (conversation_id, sender_id, body, client_key, listing_id, created_at, contact_flags,"
+    " kind, card_id)"
     " SELECT :conversation_id, :sender_id, :body, :client_key, CAST(:listing_id AS INTEGER), :created_at,"
-    " :contact_flags"
+    " :contact_flags, :kind, CAST(:card_id AS INTEGER)"
     f" WHERE {blocks.none_between_sql(':sender_id', ':other')}"
     " ON CONFLICT (conversation_id, sender_id, client_key) DO NOTHING"
     " RETURNING id"
@@ -95,22 +103,39 @@ _UPDATE_COUNTERS = (
     "  ELSE participants.last_sent_message_id END"
     " FROM message WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :members"
 )
+# A missed-message e-mail for every recipient who may get one (not muted here, e-mail not turned
+# off, not suspended) and has none pending for this conversation yet: rows of the notifications
+# table (rentpe/notifications/models.py), whose worker decides at `due_at` what is still unread.
+# One statement whatever the number of recipients, no ORM object; where a row is pending already
+# the partial unique index makes it nothing (`ON CONFLICT … DO NOTHING`), so a busy conversation
+# writes one row per recipient per e-mail, not per message.
+_INSERT_NOTIFICATIONS = (
+    "INSERT INTO notifications (user_id, conversation_id, message_id, status, due_at, created_at, attempts)"
+    " SELECT participants.user_id, :conversation_id, message.id, 'pending', :notify_due_at, :created_at, 0"
+    " FROM message, participants JOIN users ON users.id = participants.user_id"
+    " WHERE participants.conversation_id = :conversation_id AND participants.user_id IN :members"
+    " AND participants.user_id <> :sender_id AND NOT participants.muted"
+    " AND users.notify_email <> 'never' AND NOT users.is_suspended"
+    " ON CONFLICT (user_id, conversation_id) WHERE status = 'pending' DO NOTHING"
+)
 
 
 def _send_statement(sql):
     """`sql` built once (a statement built per message is compiled again for every message), with
     its date typed as the column (SQLite stores it as text) and the members as a list."""
-    binds = [bindparam("created_at", type_=_messages.c.created_at.type)] if ":created_at" in sql else []
+    binds = [bindparam(name, type_=_messages.c.created_at.type)
+             for name in ("created_at", "notify_due_at") if f":{name}" in sql]
     binds += [bindparam("members", expanding=True)] if ":members" in sql else []
     return text(sql).bindparams(*binds)
 
 
 _STORE_AT_ONCE = _send_statement(
     f"WITH message AS ({_INSERT_MESSAGE}), conversation AS ({_UPDATE_CONVERSATION}),"
-    f" counters AS ({_UPDATE_COUNTERS}) SELECT id FROM message")
+    f" counters AS ({_UPDATE_COUNTERS}), notify AS ({_INSERT_NOTIFICATIONS}) SELECT id FROM message")
 _STORE_STEPS = (_send_statement(_INSERT_MESSAGE),
                 _send_statement(f"WITH message AS (SELECT :message_id AS id) {_UPDATE_CONVERSATION}"),
-                _send_statement(f"WITH message AS (SELECT :message_id AS id) {_UPDATE_COUNTERS}"))
+                _send_statement(f"WITH message AS (SELECT :message_id AS id) {_UPDATE_COUNTERS}"),
+                _send_statement(f"WITH message AS (SELECT :message_id AS id) {_INSERT_NOTIFICATIONS}"))
 # The recipient's delivery cursor moves forward (never back; boards have no delivery receipts,
 # though events recorded before they had a kind of their own may still be replayed as plain
 # messages). It returns what the receipt of the other participant (`p_notify`) shows: the
@@ -130,11 +155,12 @@ def new_client_key():
     return uuid.uuid4().hex
 
 
-def clean_body(raw):
-    """The message text as stored: newlines normalised and kept, controls dropped, trimmed."""
+def clean_body(raw, allow_empty=False):
+    """The message text as stored: newlines normalised and kept, controls dropped, trimmed.
+    `allow_empty`: a message with photos may have no text."""
     text = (raw or "").replace("\r\n", "\n").replace("\r", "\n")
     text = _CONTROL.sub("", text).strip()
-    if not text:
+    if not text and not allow_empty:
         raise ChatError("Write a message first.")
     if len(text) > MAX_BODY_CHARS:
         raise ChatError(f"Messages can be at most {MAX_BODY_CHARS:,} characters (this one has {len(text):,}).")
@@ -198,13 +224,23 @@ def contact_seller(buyer, listing, body, client_key):
     return send_message(conversation, buyer, body, client_key, listing_id=listing.id)
 
 
-def send_message(conversation, sender, body, client_key, listing_id=None, *, _retried=False):
+def send_message(conversation, sender, body, client_key, listing_id=None, *, kind="text", card_id=None,
+                 photos=(), _retried=False):
     """Store a message once per client key and deliver it. Returns (message, created).
-    The order is the module docstring's: the lock, then what is read and written under it."""
-    body = clean_body(body)
+    The order is the module docstring's: the lock, then what is read and written under it.
+
+    `kind` and `card_id` make it a message of a kind a feature above chat renders (cards.py): its
+    body is then that feature's own summary (the inbox preview, a moderator's context), not
+    screened for contact details. What the caller wrote in this transaction before the call
+    commits with the message, or is rolled back with a refused one.
+
+    `photos`: checked, re-encoded and stored photos (chat/photos.py), rows with the message; the
+    caller deletes their files when the send is refused or was a retry (created False)."""
+    body = clean_body(body, allow_empty=bool(photos))
     values = {"conversation_id": conversation.id, "sender_id": sender.id, "body": body,
               "client_key": clean_client_key(client_key), "listing_id": listing_id, "created_at": utcnow(),
-              "contact_flags": screen_contact_details(body)}
+              "contact_flags": screen_contact_details(body) if kind == "text" else None,
+              "kind": kind, "card_id": card_id}
     closed_at = _lock_conversation(conversation.id)
     members = _members(conversation)
     open_to_sender = closed_at is None and sender.id in members
@@ -220,16 +256,23 @@ def send_message(conversation, sender, body, client_key, listing_id=None, *, _re
         if _retried:
             raise ChatError("The message could not be sent. Please try again.", status=409)
         # The block that stopped it was lifted in the meantime: send it now.
-        return send_message(conversation, sender, body, client_key, listing_id=listing_id, _retried=True)
-    realtime.record(members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
-                    {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id})
+        if kind != "text":  # the caller's writes went with the rollback: it must start again
+            raise ChatError("The conversation changed meanwhile. Please try again.", status=409)
+        return send_message(conversation, sender, body, client_key, listing_id=listing_id, photos=photos,
+                            _retried=True)
+    if photos:
+        db.session.execute(insert(MessagePhoto), [
+            {"message_id": message_id, "key": photo.key, "width": photo.width, "height": photo.height,
+             "position": position} for position, photo in enumerate(photos)])
+    recorded = realtime.record(members, BOARD_MESSAGE if conversation.kind == GROUP else MESSAGE,
+                               {"conversation_id": conversation.id, "message_id": message_id, "sender_id": sender.id})
+    if not photos:  # the live render need not look for photos or reactions (events._sent)
+        for event in recorded:
+            event.hints = NEW_WITHOUT_PHOTOS
     db.session.commit()
-    # Read by primary key before the publish and held, so the publish's read of it (events._sent)
-    # finds this one in the session; outside a transaction, as the publish reads.
-    with without_a_transaction(db.session):
-        message = db.session.get(Message, message_id)
-    realtime.publish_committed()
-    return message, True
+    metrics.observe_send()
+    realtime.publish_committed()  # reads the message with its conversation (events._sent)
+    return db.session.get(Message, message_id), True  # that same one, from the session
 
 
 def mark_read(conversation, user, up_to_message_id):
@@ -251,7 +294,8 @@ def mark_read(conversation, user, up_to_message_id):
         return False
     unread = db.session.scalar(
         select(func.count()).select_from(Message)
-        .where(Message.conversation_id == conversation.id, Message.sender_id != user.id, Message.id > up_to)
+        .where(Message.conversation_id == conversation.id, Message.sender_id != user.id, Message.id > up_to,
+               Message.deleted_at.is_(None))  # a deleted message is not waiting to be read (changes.py)
     )
     db.session.execute(
         update(Participant)
@@ -263,6 +307,27 @@ def mark_read(conversation, user, up_to_message_id):
     db.session.commit()
     realtime.publish_committed()
     return True
+
+
+def archive_conversation(conversation, user):
+    """Put the conversation away from `user`'s inbox, up to its newest message now: a message
+    after it brings the conversation back (queries._archived), without the send writing more."""
+    _set_archived(conversation, user, select(func.coalesce(Conversation.last_message_id, 0))
+                  .where(Conversation.id == conversation.id).scalar_subquery())
+
+
+def unarchive_conversation(conversation, user):
+    """Take the conversation out of `user`'s archive."""
+    _set_archived(conversation, user, None)
+
+
+def _set_archived(conversation, user, value):
+    db.session.execute(update(Participant)
+                       .where(Participant.conversation_id == conversation.id, Participant.user_id == user.id)
+                       .values(archived_message_id=value))
+    realtime.record([user.id], ARCHIVE_CHANGED, {"conversation_id": conversation.id})
+    db.session.commit()
+    realtime.publish_committed()
 
 
 def mark_delivered(user_id, up_to_by_conversation, notify=None):
@@ -316,7 +381,8 @@ def _store(values, members, other):
     """The message stored, made the conversation's last and counted for every member (the
     statements above): its id, or None when nothing was inserted."""
     connection = db.session.connection()
-    params = {**values, "members": sorted(members), "other": other}
+    params = {**values, "members": sorted(members), "other": other,
+              "notify_due_at": values["created_at"] + timedelta(seconds=current_app.config["NOTIFY_DELAY_S"])}
     if is_postgresql(db.session):
         return connection.execute(_STORE_AT_ONCE, params).scalar()
     insert, *updates = _STORE_STEPS
@@ -330,9 +396,9 @@ def _store(values, members, other):
 def _members(conversation):
     """The ids of the conversation's current participants. A board's are read again under its row
     lock (members come and go, and a membership change takes the lock too); a private
-    conversation's two people never change, so the ones the guard loaded are still them."""
+    conversation's are its buyer and seller, who never change."""
     if conversation.kind == DIRECT:
-        return {p.user_id for p in conversation.participants}
+        return {conversation.buyer_id, conversation.seller_id}
     return set(db.session.scalars(
         select(Participant.user_id).where(Participant.conversation_id == conversation.id, Participant.left_at.is_(None))
     ))
@@ -361,7 +427,7 @@ def _read_audience(conversation, reader_id):
     changed: a read must not cost an event per member in a 500-member board; the others' lines
     are brought up to date by the next message (and on every page load)."""
     if conversation.kind != GROUP:
-        return sorted(p.user_id for p in conversation.participants)
+        return sorted({conversation.buyer_id, conversation.seller_id})
     author_id = db.session.scalar(select(Message.sender_id).where(Message.id == (conversation.last_message_id or 0)))
     return sorted({reader_id} | ({author_id} if conversation.participant(author_id) else set()))
 

@@ -10,7 +10,12 @@ from flask import abort
 from flask_login import current_user
 
 from ..extensions import db
-from .models import LIVE, REMOVED, Listing
+from .models import HELD, LIVE, PAUSED, REMOVED, SUSPENDED, TAKEN_DOWN, Listing
+
+# Listings that were public and are not now, by what a visitor is told (and the status code):
+# out for now (404: it may come back; a moderator's removal too, as a moderator may lift it), or
+# deleted by its seller, gone for good (410). A draft never was public: a plain 404.
+OUT_FOR_NOW, GONE = (PAUSED, SUSPENDED, HELD, TAKEN_DOWN), (REMOVED,)
 
 
 def can_view(listing, user):
@@ -39,3 +44,12 @@ def get_listing_for_owner(listing_id):
     if listing.is_owned_by(current_user):
         return listing
     abort(403 if can_view(listing, current_user) else 404)
+
+
+def unavailable_listing(listing_id):
+    """The listing behind a public link that the viewer can't see any more because it was paused
+    or removed (the listing page then says so), else None: drafts and missing ids stay 404s."""
+    listing = db.session.get(Listing, listing_id)
+    if listing is None or listing.status not in OUT_FOR_NOW + GONE or can_view(listing, current_user):
+        return None
+    return listing

@@ -22,8 +22,14 @@ DRAFT, LIVE, PAUSED, REMOVED = "draft", "live", "paused", "removed"
 # A live listing of a suspended seller: out of every public page and search, because those show
 # `live` only; live again when the seller is reinstated (services.hold_listings_of).
 HELD = "held"
-STATUSES = (DRAFT, LIVE, PAUSED, REMOVED, HELD)
-STATUS_LABELS = {DRAFT: "Draft", LIVE: "Live", PAUSED: "Paused", REMOVED: "Deleted", HELD: "Held (seller suspended)"}
+# A moderator's decisions: out of every public page like a paused listing, but the seller can't
+# undo them (no resume, no publish); the seller sees `moderation_reason` and may appeal through a
+# report, and only a moderator lifts them (back to paused: the seller then resumes it).
+SUSPENDED, TAKEN_DOWN = "suspended", "taken_down"
+BY_MODERATOR = (SUSPENDED, TAKEN_DOWN)
+STATUSES = (DRAFT, LIVE, PAUSED, REMOVED, HELD, SUSPENDED, TAKEN_DOWN)
+STATUS_LABELS = {DRAFT: "Draft", LIVE: "Live", PAUSED: "Paused", REMOVED: "Deleted", HELD: "Held (seller suspended)",
+                 SUSPENDED: "Paused by a moderator", TAKEN_DOWN: "Removed by a moderator"}
 
 
 class Listing(db.Model):
@@ -49,6 +55,8 @@ class Listing(db.Model):
     deposit: Mapped[int] = mapped_column(default=0)
     capacity: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(10), default=DRAFT)
+    # Why a moderator paused or removed it (shown to its seller); None unless status is BY_MODERATOR.
+    moderation_reason: Mapped[str | None] = mapped_column(Text)
     view_count: Mapped[int] = mapped_column(default=0)
     favourite_count: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -65,6 +73,10 @@ class Listing(db.Model):
 
     def is_owned_by(self, user):
         return bool(user is not None and user.is_authenticated and user.id == self.seller_id)
+
+    @property
+    def is_held_by_moderator(self):
+        return self.status in BY_MODERATOR
 
     @property
     def status_label(self):

@@ -2,18 +2,34 @@
 
 An upload is trusted for nothing: its file name and Content-Type are ignored. Pillow must
 recognise the bytes as JPEG, PNG or WebP, `verify()` them and decode them completely. We never
-keep the original: every photo is re-encoded into the renditions below, which drops EXIF (GPS
-position, camera serials) and anything smuggled after the image data. EXIF orientation is applied
-first, so phone photos stand the right way up.
+keep the original: every photo is re-encoded into the renditions below, which keeps the pixels
+only: no EXIF (GPS position, camera serials), no comment, XMP or ICC profile, nothing smuggled after
+the image data. EXIF orientation is applied first, so phone photos stand the right way up.
+
+Decoding and re-encoding are CPU work that holds the worker's event loop: while a photo decodes,
+no other request or stream of that worker moves. So each step is bounded (the pixel caps below:
+about a third of a second for the largest decode) and the work yields to the loop between steps
+and between photos (`_yield`), so a request with eight photos delays everyone else by one step at
+a time, never by the whole request. (A pool of real threads was measured not to help under
+gunicorn's gevent worker: the loop still stalled for the whole decode.) Uploads are rate-limited
+per user (ratelimits.PHOTO_UPLOADS_PER_USER).
 
 Files live at `UPLOAD_FOLDER/photos/<key[:2]>/<key>-<size>.jpg`; keys are 128-bit random hex, so
 a URL can't be guessed and a file never changes (hence the year-long cache on the photo route).
+
+Besides the two renditions, each photo has a **preview**: exactly PREVIEW_SIZE (1200 x 630, the
+shape WhatsApp, Facebook, X and LinkedIn crop link previews to), cut from the middle of the large
+rendition, for the `og:image` of a listing whose cover it is. It is made with the renditions; a
+photo stored before previews existed gets its preview made from its large file the first time it
+is asked for (`ensure_preview`): one decode of the large file, a crop and an encode, about 50 ms,
+once.
 """
 import io
 import os
 import re
 import secrets
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +41,19 @@ from PIL import Image, ImageOps
 ALLOWED_FORMATS = {"JPEG", "MPO", "PNG", "WEBP"}
 # size name -> longest side in pixels. "thumb" for cards and the gallery strip, "large" for the page.
 RENDITIONS = {"thumb": 480, "large": 1280}
+# The link-preview image (Open Graph's recommended 1.91:1), in pixels; see the module's docstring.
+PREVIEW = "preview"
+PREVIEW_SIZE = (1200, 630)
+SIZES = (*RENDITIONS, PREVIEW)
 # Decoding needs width*height*4 bytes; 60 MP (a 50 MP phone sensor plus margin) is about 240 MB.
-# Anything larger is refused before decoding: that is the decompression-bomb guard.
+# Anything larger is refused before decoding: that is the decompression-bomb guard. A JPEG (every
+# camera's format) is decoded at a reduced scale (`draft`), so even 60 MP costs a sixteenth of that.
 MAX_PIXELS = 60_000_000
+# PNG and WebP decode at full size, always: eight 59 MP PNGs took 852 MB and 17.6 s of one worker.
+# 12 MP (4000 x 3000, 48 MB decoded, about 0.3 s) is more than any screenshot, scan or exported
+# graphic a listing needs, and bounds both the memory of a request and each step's stall.
+MAX_PIXELS_FULL_DECODE = 12_000_000
+JPEG_FORMATS = {"JPEG", "MPO"}
 JPEG_QUALITY = 82
 KEY_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
@@ -96,8 +122,10 @@ def _open_checked(data, name):
         if probe.format not in ALLOWED_FORMATS:
             raise PhotoError(f"{_label(name)} is not a JPEG, PNG or WebP photo.")
         width, height = probe.size
-        if width * height > MAX_PIXELS:
-            raise PhotoError(f"{_label(name)} has too many pixels (at most {MAX_PIXELS // 1_000_000} megapixels).")
+        limit = MAX_PIXELS if probe.format in JPEG_FORMATS else MAX_PIXELS_FULL_DECODE
+        if width * height > limit:
+            kind = "" if probe.format in JPEG_FORMATS else f" for a {probe.format.replace('WEBP', 'WebP')}"
+            raise PhotoError(f"{_label(name)} has too many pixels (at most {limit // 1_000_000} megapixels{kind}).")
         try:
             probe.verify()
         except Exception as exc:
@@ -110,17 +138,19 @@ def _damaged(name):
 
 
 def _decode(data, name):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-            # JPEG can decode straight at a reduced scale: much faster and far less memory.
-            image.draft("RGB", (RENDITIONS["large"] * 2, RENDITIONS["large"] * 2))
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            return _flatten(image)
-        except Exception as exc:  # see _open_checked: a broken file can fail in many ways
-            raise PhotoError(_damaged(name)) from exc
+    """The pixels, upright, in RGB, with no metadata. (`_open_checked` already refused the bombs.)"""
+    try:
+        image = Image.open(io.BytesIO(data))
+        # JPEG can decode straight at a reduced scale: much faster and far less memory.
+        image.draft("RGB", (RENDITIONS["large"] * 2, RENDITIONS["large"] * 2))
+        image.load()
+        image = _flatten(ImageOps.exif_transpose(image))
+    except Exception as exc:  # see _open_checked: a broken file can fail in many ways
+        raise PhotoError(_damaged(name)) from exc
+    # Pillow writes a JPEG comment found here into every re-encode (and keeps XMP, ICC, DPI at
+    # hand): the renditions carry pixels only.
+    image.info = {}
+    return image
 
 
 def _flatten(image):
@@ -147,20 +177,44 @@ def _encode(image):
     return out.getvalue()
 
 
-def prepare_photo(upload):
-    """Check and re-encode one upload (FileStorage, file object or bytes). Raises PhotoError."""
+def _yield():
+    """Let the worker's other requests and streams run. Under gevent's patching this switches to
+    the event loop for one round; a zero sleep would not do: gevent runs only greenlets already
+    ready then, without polling sockets, so requests waiting on the network would still wait."""
+    time.sleep(0.001)
+
+
+def _renditions(data, name, preview=True):
+    image = _decode(data, name)
+    _yield()
+    large = _resized(image, RENDITIONS["large"])
+    del image
+    _yield()
+    thumb = _resized(large, RENDITIONS["thumb"])
+    renditions = {"large": _encode(large), "thumb": _encode(thumb)}
+    _yield()
+    if preview:
+        renditions[PREVIEW] = _encode(_preview_of(large))
+        _yield()
+    return large.size, renditions
+
+
+def _preview_of(image):
+    """PREVIEW_SIZE exactly: the middle of `image` at that shape, scaled (up, if it is smaller)."""
+    return ImageOps.fit(image, PREVIEW_SIZE, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+
+
+def prepare_photo(upload, preview=True):
+    """Check and re-encode one upload (FileStorage, file object or bytes). Raises PhotoError.
+    `preview=False`: the two renditions only (a photo in a chat message has no link preview)."""
     if isinstance(upload, (bytes, bytearray)):
         upload = io.BytesIO(upload)
     name = getattr(upload, "filename", "") or ""
     data = read_upload(upload)
     _open_checked(data, name)
-    image = _decode(data, name)
-    large = _resized(image, RENDITIONS["large"])
-    thumb = _resized(large, RENDITIONS["thumb"])
-    return PreparedPhoto(
-        key=secrets.token_hex(16), width=large.width, height=large.height,
-        renditions={"large": _encode(large), "thumb": _encode(thumb)},
-    )
+    _yield()
+    (width, height), renditions = _renditions(data, name, preview)
+    return PreparedPhoto(key=secrets.token_hex(16), width=width, height=height, renditions=renditions)
 
 
 def is_upload(upload):
@@ -168,35 +222,63 @@ def is_upload(upload):
     return upload is not None and bool(getattr(upload, "filename", None) or isinstance(upload, (bytes, bytearray)))
 
 
-def storage_root():
-    return Path(current_app.config["UPLOAD_FOLDER"]) / "photos"
+# Listings' photos live in `photos/`; other features keep theirs apart (chat's in `chat-photos/`),
+# so no route ever serves one feature's file under another's access rules.
+FOLDER = "photos"
 
 
-def path_for(key, size):
+def storage_root(folder=FOLDER):
+    return Path(current_app.config["UPLOAD_FOLDER"]) / folder
+
+
+def path_for(key, size, folder=FOLDER):
     """Where a rendition lives, or None when `key`/`size` are not ours (garbage from a URL)."""
-    if size not in RENDITIONS or not KEY_PATTERN.match(key or ""):
+    if size not in SIZES or not KEY_PATTERN.match(key or ""):
         return None
-    return storage_root() / key[:2] / f"{key}-{size}.jpg"
+    return storage_root(folder) / key[:2] / f"{key}-{size}.jpg"
 
 
-def write_files(photo):
+def write_files(photo, folder=FOLDER):
     """Store every rendition atomically (write to a temp file, then rename)."""
     for size, data in photo.renditions.items():
-        target = path_for(photo.key, size)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _write(path_for(photo.key, size, folder), data)
 
 
-def delete_files(key):
-    for size in RENDITIONS:
-        path = path_for(key, size)
+def _write(target, data):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_preview(key):
+    """Make the preview of a photo stored before previews existed, from its large rendition.
+    False when there is nothing to make it from. Two requests at once both write the same bytes
+    atomically, so neither ever serves half a file."""
+    target = path_for(key, PREVIEW)
+    if target is None:
+        return False
+    if target.exists():
+        return True
+    source = path_for(key, "large")
+    try:
+        with Image.open(source) as large:
+            large.load()
+            preview = _preview_of(large.convert("RGB"))
+    except (OSError, ValueError):
+        return False
+    _write(target, _encode(preview))
+    return True
+
+
+def delete_files(key, folder=FOLDER):
+    for size in SIZES:
+        path = path_for(key, size, folder)
         if path is not None:
             try:
                 path.unlink(missing_ok=True)

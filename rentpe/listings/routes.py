@@ -4,18 +4,19 @@ Routes are HTTP adapters: parse, call one guard and one service or query, render
 htmx requests get the fragment of their swap target; the same forms work without JavaScript
 (full page, then a redirect back).
 """
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_from_directory, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_from_directory, session, url_for
 from flask_login import current_user, login_required
 
+from .. import ratelimits
 from ..accounts.models import User
 from ..errors import render_error
 from ..extensions import db
 from ..http import is_htmx, safe_next
 from ..paging import page_arg
 from . import photos as photo_files
-from . import queries, services
+from . import queries, seo, services
 from .forms import ListingForm, PhotoForm
-from .guards import can_view, get_listing_for_owner, get_listing_for_viewer
+from .guards import GONE, can_view, get_listing_for_owner, get_listing_for_viewer, unavailable_listing
 from .models import CATEGORIES, REMOVED, STATUSES, ListingPhoto
 from .search import FRAGMENT_HEADERS, SORTS, args_from, known_cities, search_listings, wants_results_fragment
 
@@ -45,6 +46,10 @@ def login_redirect(next_url):
 
 
 bp.add_app_template_filter(photo_files.human_size, "filesize")
+bp.add_app_template_global(seo.summary, "meta_summary")
+bp.add_app_template_global(seo.listing_description, "listing_description")
+bp.add_app_template_global(seo.listing_json_ld, "listing_json_ld")
+bp.add_app_template_global(seo.preview_image_url, "preview_image_url")
 
 
 @bp.app_template_global()
@@ -64,6 +69,13 @@ def home():
 
 @bp.get("/listings/<int:listing_id>")
 def show(listing_id):
+    gone = unavailable_listing(listing_id)
+    if gone is not None:
+        # Not available now: the seller's other listings instead, 404 while it may come back, 410
+        # when it was removed (so search engines drop it).
+        others = [] if gone.seller.is_suspended else queries.live_listings_of(gone.seller_id, limit=8)
+        return render_template("listings/unavailable.html", listing=gone, others=others,
+                               gone=gone.status in GONE), 410 if gone.status in GONE else 404
     listing = get_listing_for_viewer(listing_id)
     seen = session.get("viewed_listings")
     seen = seen if isinstance(seen, list) else []
@@ -72,8 +84,24 @@ def show(listing_id):
     return render_template("listings/show.html", listing=listing, seller_live_count=queries.count_live_of(listing.seller_id))
 
 
+def new_refused(message):
+    form = ListingForm()  # what was typed stays in the form
+    form.form_errors.append(message)
+    return render_template("listings/new.html", form=form)
+
+
+def add_photos_refused(message):
+    listing = get_listing_for_owner(request.view_args["listing_id"])
+    photo_form = PhotoForm()
+    photo_form.photos.errors = [message]  # a tuple until the form is validated
+    return render_template("listings/edit.html", form=ListingForm(obj=listing, formdata=None), listing=listing,
+                           photo_form=photo_form)
+
+
 @bp.route("/listings/new", methods=["GET", "POST"])
 @login_required
+@ratelimits.limit(ratelimits.PHOTO_UPLOADS_PER_USER, ratelimits.per_user, refused=new_refused,
+                  exempt_when=ratelimits.without_photos)
 def new():
     if not current_user.is_seller:
         return not_a_seller()
@@ -126,9 +154,17 @@ def change_status(listing_id, action):
     except services.ListingStateError as exc:
         return render_error(409, str(exc))
     if is_htmx():
-        return render_template("listings/_dashboard_row.html", listing=listing)
+        return dashboard_row_and_totals(listing)
     flash(message.format(listing.title), "success")
     return redirect(safe_next(url_for(".dashboard")))
+
+
+def dashboard_row_and_totals(listing):
+    """The dashboard's row of a listing whose status changed, and its totals and tab counts (out
+    of band): the dashboard tells the truth without a reload."""
+    return (render_template("listings/_dashboard_row.html", listing=listing)
+            + render_template("listings/_dashboard_totals.html", stats=queries.seller_stats(listing.seller_id),
+                              oob=True))
 
 
 @bp.route("/listings/<int:listing_id>/delete", methods=["GET", "POST"])
@@ -140,13 +176,15 @@ def delete(listing_id):
         return render_template("listings/delete.html", listing=listing)
     services.delete_listing(listing)
     if is_htmx():
-        return render_template("listings/_dashboard_row.html", listing=listing)
+        return dashboard_row_and_totals(listing)
     flash(f"“{listing.title}” is deleted.", "success")
     return redirect(url_for(".dashboard"))
 
 
 @bp.post("/listings/<int:listing_id>/photos")
 @login_required
+@ratelimits.limit(ratelimits.PHOTO_UPLOADS_PER_USER, ratelimits.per_user, refused=add_photos_refused,
+                  exempt_when=ratelimits.without_photos)
 def add_photos(listing_id):
     listing = get_listing_for_owner(listing_id)
     photo_form = PhotoForm()
@@ -242,8 +280,10 @@ def search():
         # The canonical URL (defaults and ignored parameters left out) goes into the history.
         headers["HX-Push-Url"] = url_for("listings.search", **results.query.url_args())
         return render_template("listings/_results.html", results=results), headers
+    cities = known_cities()
     page = render_template(
-        "listings/search.html", results=results, categories=CATEGORIES, sorts=SORTS, cities=known_cities()
+        "listings/search.html", results=results, categories=CATEGORIES, sorts=SORTS, cities=cities,
+        seo=seo.search_meta(results, cities),
     )
     return page, headers
 
@@ -263,6 +303,8 @@ def photo(size, key):
     stored = db.session.scalar(db.select(ListingPhoto).where(ListingPhoto.key == key))
     if stored is None or not can_view(stored.listing, current_user):
         abort(404)
+    if size == photo_files.PREVIEW and not photo_files.ensure_preview(key):
+        abort(404)
     response = send_from_directory(
         photo_files.storage_root(), f"{key[:2]}/{key}-{size}.jpg", mimetype="image/jpeg", max_age=PHOTO_MAX_AGE
     )
@@ -271,3 +313,48 @@ def photo(size, key):
         response.cache_control.public = False
         response.cache_control.private = True
     return response
+
+
+# What search engines may crawl, and the sitemap. Cached for an hour: crawlers come back often.
+CRAWLER_MAX_AGE = 3600
+# Paths only a logged-in person has a use for (their pages also say noindex). Prefixes, as robots.txt
+# reads them; `*` is any run of characters and a final `$` the end (so /sell spares /sellers/).
+PRIVATE_PATHS = (
+    "/account", "/admin/", "/boards", "/conversations/", "/dashboard", "/events", "/inbox", "/listings/new",
+    "/listings/*/edit", "/listings/*/delete", "/logout", "/report/", "/reports/", "/saved", "/sell$",
+)
+
+
+def crawler_response(body, mimetype):
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.cache_control.public = True
+    response.cache_control.max_age = CRAWLER_MAX_AGE
+    return response
+
+
+@bp.get("/robots.txt")
+def robots_txt():
+    return crawler_response(render_template("listings/robots.txt", private_paths=PRIVATE_PATHS), "text/plain")
+
+
+def sitemap_page_size():
+    return current_app.config.get("SITEMAP_URLS_PER_FILE", seo.SITEMAP_URLS_PER_FILE)
+
+
+@bp.get("/sitemap.xml")
+def sitemap():
+    """A sitemap index: the protocol allows 50,000 URLs a file, so listings and shops are cut into
+    numbered files, each named here with its newest change."""
+    files = seo.sitemap_files(sitemap_page_size())
+    return crawler_response(render_template("listings/sitemap_index.xml", files=files), "application/xml")
+
+
+@bp.get("/sitemaps/<any(listings, shops):kind>-<int:number>.xml")
+def sitemap_file(kind, number):
+    # A sitemap index may name 50,000 files; a number past that is garbage (and past SQL's OFFSET).
+    entries = seo.sitemap_entries(kind, number, sitemap_page_size()) if 1 <= number <= 50_000 else []
+    if not entries:
+        abort(404)
+    endpoint, key = ("listings.show", "listing_id") if kind == "listings" else ("listings.seller", "user_id")
+    urls = [(url_for(endpoint, _external=True, **{key: entry_id}), modified) for entry_id, modified in entries]
+    return crawler_response(render_template("listings/sitemap.xml", urls=urls), "application/xml")

@@ -401,16 +401,16 @@ class _SqliteKeywords:
         matches = self.ranked if ranked else self.matched
         # The full-text matches drive the join, always: without ANALYZE statistics SQLite thinks
         # `status = 'live'` picks a few listings and would run the MATCH once per live listing.
-        return stmt.select_from(_CrossJoin(matches, Listing.__table__, matches.c.listing_id == Listing.id))
+        return stmt.select_from(CrossJoin(matches, Listing.__table__, matches.c.listing_id == Listing.id))
 
 
-class _CrossJoin(Join):
+class CrossJoin(Join):
     """An inner join that SQLite must run left table first (its documented CROSS JOIN rule)."""
 
     inherit_cache = True
 
 
-@compiles(_CrossJoin, "sqlite")
+@compiles(CrossJoin, "sqlite")
 def _compile_cross_join(join, compiler, asfrom=False, from_linter=None, **kw):
     # As SQLAlchemy's own visit_join, with CROSS JOIN for JOIN.
     if from_linter:

@@ -18,11 +18,14 @@ deleted after the commit. A crash in between can leave an orphan file, never a r
 """
 from sqlalchemy import delete, func, select, update
 
+from .. import realtime
 from ..database import insert_for
 from ..extensions import db
 from ..models_base import utcnow
 from . import photos as photo_files
-from .models import CATEGORIES, DRAFT, HELD, LIVE, PAUSED, PRICE_UNITS, REMOVED, Favourite, Listing, ListingPhoto
+from .models import (
+    BY_MODERATOR, CATEGORIES, DRAFT, HELD, LIVE, PAUSED, PRICE_UNITS, REMOVED, Favourite, Listing, ListingPhoto,
+)
 from .photos import PhotoError
 
 __all__ = [
@@ -141,6 +144,10 @@ def update_listing(listing, *, publish=False, **fields):
 
 
 def _move(listing, allowed_from, to, verb):
+    """The seller moves their listing between draft, live and paused; never out of a moderator's
+    pause or removal (the UPDATE's WHERE holds that against a moderator acting meanwhile too)."""
+    if listing.is_held_by_moderator:
+        raise ListingStateError(MODERATED_REFUSAL)
     if listing.status == to:
         return listing
     result = db.session.execute(
@@ -149,7 +156,10 @@ def _move(listing, allowed_from, to, verb):
         .values(status=to, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount:
+        record_totals_changed(listing.seller_id)
     db.session.commit()
+    realtime.publish_committed()
     db.session.refresh(listing)
     if result.rowcount == 0 and listing.status != to:
         raise ListingStateError(f"A {listing.status_label.lower()} listing can't be {verb}.")
@@ -171,6 +181,40 @@ def resume_listing(listing):
     return _move(listing, (PAUSED,), LIVE, "resumed")
 
 
+MODERATED_REFUSAL = ("A moderator took this listing out of view, so only a moderator can put it back. "
+                     "If you think that was a mistake, appeal the decision.")
+
+
+# The seller's dashboard totals and tab counts changed (listings/events.py renders them anew): a
+# durable event, so every open dashboard of the seller follows, a moderator's decision included.
+TOTALS_CHANGED = "listings.totals"
+
+
+def record_totals_changed(seller_id):
+    """In the caller's transaction; the caller publishes after its commit."""
+    realtime.record([seller_id], TOTALS_CHANGED, {})
+
+
+def hold_for_moderation(listing_id, allowed_from, to, reason):
+    """A moderator's pause or removal (`to` in BY_MODERATOR), in the caller's transaction (the one
+    that writes the audit log). Photos and favourites stay, so a lifted listing comes back whole.
+    False when the listing's status isn't in `allowed_from`."""
+    return bool(db.session.execute(
+        update(Listing).where(Listing.id == listing_id, Listing.status.in_(allowed_from))
+        .values(status=to, moderation_reason=reason, updated_at=utcnow()).execution_options(synchronize_session=False)
+    ).rowcount)
+
+
+def lift_moderation(listing_id):
+    """A moderator lifts their pause or removal, in the caller's transaction: the listing goes back
+    to its seller as paused, to resume when they are ready. False if no moderator held it."""
+    return bool(db.session.execute(
+        update(Listing).where(Listing.id == listing_id, Listing.status.in_(BY_MODERATOR))
+        .values(status=PAUSED, moderation_reason=None, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount)
+
+
 def delete_listing(listing):
     """Any status → removed, with its photos (rows and files) and favourites (see the module doc)."""
     keys = [photo.key for photo in listing.photos]
@@ -182,7 +226,9 @@ def delete_listing(listing):
         .values(status=REMOVED, favourite_count=0, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    record_totals_changed(listing.seller_id)
     db.session.commit()
+    realtime.publish_committed()
     for key in keys:
         photo_files.delete_files(key)
     db.session.refresh(listing)

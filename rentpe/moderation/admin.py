@@ -9,7 +9,8 @@ they came from, or show the refusal there.
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from ..chat.models import Message
+from ..chat import photos as chat_photos
+from ..chat.models import Message, MessagePhoto
 from ..errors import render_error
 from ..extensions import db
 from ..http import safe_next
@@ -83,6 +84,20 @@ def reported_conversation(report_id):
                            messages=queries.conversation_messages(report.conversation_id))
 
 
+@bp.get("/reports/<int:report_id>/photos/<size>/<key>")
+def report_photo(report_id, size, key):
+    """A photo sent in the reported conversation (a chat photo is served to its participants only,
+    chat/routes.py): moderators see it through the report, even after a hide or a deletion."""
+    report = queries.get_report(report_id)
+    if report.conversation_id is None or chat_photos.path_for(key, size) is None:
+        abort(404)
+    photo = db.session.scalar(db.select(MessagePhoto).where(MessagePhoto.key == key))
+    message = db.session.get(Message, photo.message_id) if photo is not None else None
+    if message is None or message.conversation_id != report.conversation_id:
+        abort(404)
+    return chat_photos.send(key, size, max_age=0)
+
+
 @bp.post("/reports/<int:report_id>/resolve")
 def resolve(report_id):
     report = queries.get_report(report_id)
@@ -129,14 +144,21 @@ def hide_message(message_id):
 LISTING_ACTIONS = {
     "pause": (services.pause_listing_for_moderation, "The listing is paused."),
     "remove": (services.remove_listing_for_moderation, "The listing is removed."),
+    "lift": (services.lift_listing_decision, "The decision is lifted: the listing is back with its seller, paused."),
 }
 
 
-@bp.post("/listings/<int:listing_id>/<any(pause, remove):action>")
+@bp.post("/listings/<int:listing_id>/<any(pause, remove, lift):action>")
 def listing_action(listing_id, action):
     listing = db.session.get(Listing, listing_id) or abort(404)
     change, done = LISTING_ACTIONS[action]
     return act(change, listing, done)
+
+
+@bp.post("/boards/<int:board_id>/members/<int:user_id>/remove")
+def remove_board_member(board_id, user_id):
+    member = queries.get_board_member(board_id, user_id)
+    return act(services.remove_board_member_for_moderation, member, "They are removed from the board.")
 
 
 @bp.get("/users/<int:user_id>")

@@ -4,7 +4,7 @@ from wtforms import HiddenField, RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
-from .models import NOTE_MAX, REASONS
+from .models import APPEAL, APPEAL_REASONS, NOTE_MAX, REASONS
 
 
 class ReportForm(FlaskForm):
@@ -12,6 +12,14 @@ class ReportForm(FlaskForm):
                         validators=[InputRequired("Choose a reason.")])
     note = TextAreaField("Anything a moderator should know? (optional)",
                          render_kw={"maxlength": NOTE_MAX, "rows": 4})
+
+    def appeal(self):
+        """The form as a seller's appeal against a decision on their listing."""
+        self.reason.label.text = "What are you asking for?"
+        self.reason.choices = [SelectChoice(key, label) for key, label in APPEAL_REASONS.items()]
+        if not self.reason.data:
+            self.reason.data = APPEAL
+        self.note.label.text = "Why should the listing be back? (a moderator reads this)"
 
 
 class ActionForm(FlaskForm):

@@ -33,7 +33,12 @@ REASONS = {
 }
 # Set by the contact-information guard's review, never offered on the form.
 CONTACT_INFO = "contact_info"
-REASON_LABELS = {**REASONS, CONTACT_INFO: "Contact information (flagged automatically)"}
+# A seller asking a moderator to lift a decision on their own listing: the only reason their own
+# listing's report form offers (and offered nowhere else).
+APPEAL = "appeal"
+APPEAL_REASONS = {APPEAL: "Appeal: I think the moderator's decision was a mistake"}
+REASON_LABELS = {**REASONS, CONTACT_INFO: "Contact information (flagged automatically)",
+                 APPEAL: "Appeal of a moderator's decision"}
 
 OPEN, RESOLVED = "open", "resolved"
 NOTE_MAX = 1000
@@ -84,14 +89,17 @@ class Report(db.Model):
 
 # Audit log actions.
 HIDE_MESSAGE = "hide_message"
-PAUSE_LISTING, REMOVE_LISTING = "pause_listing", "remove_listing"
+PAUSE_LISTING, REMOVE_LISTING, LIFT_LISTING = "pause_listing", "remove_listing", "lift_listing"
 SUSPEND_USER, REINSTATE_USER = "suspend_user", "reinstate_user"
 RESOLVE_REPORT, REVIEW_FLAGGED = "resolve_report", "review_flagged"
 VIEW_CONVERSATION = "view_conversation"
+REMOVE_BOARD_MEMBER = "remove_board_member"
 ACTION_LABELS = {
+    REMOVE_BOARD_MEMBER: "Removed a member from a board",
     HIDE_MESSAGE: "Hid a message",
     PAUSE_LISTING: "Paused a listing",
     REMOVE_LISTING: "Removed a listing",
+    LIFT_LISTING: "Lifted a listing's pause or removal",
     SUSPEND_USER: "Suspended a user",
     REINSTATE_USER: "Reinstated a user",
     RESOLVE_REPORT: "Resolved a report",

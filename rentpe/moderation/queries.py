@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 
 from flask import abort, url_for
 from sqlalchemy import exists, func, select
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, selectinload
 
 from ..accounts.models import User
-from ..chat.models import Conversation, Message, Participant
+from ..bookings import queries as booking_queries
+from ..chat.models import GROUP, Conversation, Message, Participant
 from ..chat.queries import get_conversation_for_participant
 from ..extensions import db
 from ..listings.guards import get_listing_for_viewer
@@ -36,6 +37,8 @@ class ReportTarget:
     back_url: str
     subject_user_id: int | None = None
     conversation_id: int | None = None
+    # A seller appealing a moderator's decision on their own listing (see services.file_report).
+    is_appeal: bool = False
 
 
 def get_report_target(kind, target_id, user):
@@ -59,10 +62,13 @@ def get_report_target(kind, target_id, user):
                             subject.id if subject else None, conversation.id)
     if kind == LISTING:
         listing = get_listing_for_viewer(target_id)
+        back = url_for("listings.show", listing_id=listing.id)
         if listing.seller_id == user.id:
-            abort(400)
-        return ReportTarget(LISTING, listing.id, f"the listing “{listing.title}”",
-                            url_for("listings.show", listing_id=listing.id), listing.seller_id)
+            if not listing.is_held_by_moderator:
+                abort(400)
+            return ReportTarget(LISTING, listing.id, f"the moderator's decision on your listing “{listing.title}”",
+                                back, listing.seller_id, is_appeal=True)
+        return ReportTarget(LISTING, listing.id, f"the listing “{listing.title}”", back, listing.seller_id)
     if kind == USER:
         person = db.session.get(User, target_id)
         if person is None or not _may_see_person(user, person):
@@ -195,9 +201,19 @@ class ReportContext:
     message: Message | None = None
     around: list = field(default_factory=list)
     conversation: Conversation | None = None
+    members: list = field(default_factory=list)  # a board's current members
+    bookings: list = field(default_factory=list)  # the conversation's bookings, every state
     listing: Listing | None = None
     subject: PersonHistory | None = None
     other_reports: list = field(default_factory=list)
+
+
+def get_board_member(board_id, user_id):
+    """A current member of a board (not of a private conversation), else 404."""
+    member = db.session.get(Participant, (board_id, user_id))
+    if member is None or member.left_at is not None or member.conversation.kind != GROUP:
+        abort(404)
+    return member
 
 
 def report_context(report):
@@ -209,6 +225,12 @@ def report_context(report):
             context.listing = context.message.listing or listing_asked_about(context.message)
     if report.conversation_id is not None:
         context.conversation = db.session.get(Conversation, report.conversation_id)
+        context.bookings = booking_queries.in_conversation(report.conversation_id)
+        if context.conversation is not None and context.conversation.kind == GROUP:
+            context.members = db.session.scalars(
+                select(Participant).where(Participant.conversation_id == context.conversation.id,
+                                          Participant.left_at.is_(None)).order_by(Participant.joined_at)
+            ).all()
     if report.kind == LISTING:
         context.listing = db.session.get(Listing, report.target_id)
     if report.subject_user_id is not None:
@@ -220,14 +242,20 @@ def report_context(report):
     return context
 
 
+# What a moderator reads with each message besides its text: its photos and its earlier texts.
+_WITH_EVIDENCE = (selectinload(Message.photos), selectinload(Message.edits))
+
+
 def messages_around(message, count=CONTEXT_MESSAGES):
     """The message with up to `count` messages before and after it in its conversation, in order."""
     same = Message.conversation_id == message.conversation_id
     before = db.session.scalars(
         select(Message).where(same, Message.id < message.id).order_by(Message.id.desc()).limit(count)
+        .options(*_WITH_EVIDENCE)
     ).all()
     after = db.session.scalars(
         select(Message).where(same, Message.id > message.id).order_by(Message.id).limit(count)
+        .options(*_WITH_EVIDENCE)
     ).all()
     return [*reversed(before), message, *after]
 
@@ -269,6 +297,7 @@ def conversation_messages(conversation_id, limit=500):
     """A reported conversation as a moderator reads it: every message, hidden ones included."""
     return db.session.scalars(
         select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id).limit(limit)
+        .options(*_WITH_EVIDENCE)
     ).all()
 
 

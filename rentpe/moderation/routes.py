@@ -14,16 +14,24 @@ from .forms import ReportForm
 bp = Blueprint("reports", __name__)
 
 
+def report_form(target):
+    """The report form; for an appeal it offers the appeal as its only reason, already chosen."""
+    form = ReportForm()
+    if target.is_appeal:
+        form.appeal()
+    return form
+
+
 def render_report_form(kind, target_id, form=None, error=None, existing=None):
     target = queries.get_report_target(kind, target_id, current_user)
-    return render_template("moderation/report.html", target=target, form=form or ReportForm(), error=error,
+    return render_template("moderation/report.html", target=target, form=form or report_form(target), error=error,
                            existing=existing)
 
 
 def report_refused(message):
     """Over the reports limit: the form again, with the message where the button was."""
     args = request.view_args or {}
-    return render_report_form(args.get("kind"), args.get("target_id"), form=ReportForm(), error=message)
+    return render_report_form(args.get("kind"), args.get("target_id"), error=message)
 
 
 @bp.route("/report/<any(message, conversation, listing, user):kind>/<int:target_id>", methods=["GET", "POST"])
@@ -31,7 +39,7 @@ def report_refused(message):
 @ratelimits.limit(ratelimits.REPORTS_PER_USER, ratelimits.per_user, refused=report_refused)
 def report(kind, target_id):
     target = queries.get_report_target(kind, target_id, current_user)
-    form = ReportForm()
+    form = report_form(target)
     if request.method == "GET":
         return render_report_form(kind, target.id, form, existing=services.open_report_of(current_user.id, kind, target.id))
     if not form.validate_on_submit():

@@ -10,15 +10,17 @@ from sqlalchemy import select, update
 
 from .. import realtime
 from ..accounts.models import User
+from ..bookings import services as booking_services
+from ..chat.boards import services as board_services
 from ..chat.hiding import BY_MODERATOR, hide_message
 from ..database import insert_for
 from ..extensions import db
 from ..listings import services as listing_services
-from ..listings.models import LIVE, PAUSED, REMOVED, Listing
+from ..listings.models import DRAFT, HELD, LIVE, PAUSED, SUSPENDED, TAKEN_DOWN
 from ..models_base import utcnow
 from ..text import CONTROL_CHARACTERS
 from .models import (
-    CONTACT_INFO, HIDE_MESSAGE, MESSAGE, NOTE_MAX, OPEN, PAUSE_LISTING, REASONS, REINSTATE_USER, REMOVE_LISTING,
+    APPEAL_REASONS, CONTACT_INFO, CONVERSATION, HIDE_MESSAGE, REMOVE_BOARD_MEMBER, LIFT_LISTING, MESSAGE, NOTE_MAX, OPEN, PAUSE_LISTING, REASONS, REINSTATE_USER, REMOVE_LISTING,
     RESOLVE_REPORT, RESOLVED, REVIEW_FLAGGED, SUSPEND_USER, USER, VIEW_CONVERSATION, ModerationAction, Report,
 )
 
@@ -51,10 +53,12 @@ def clean_note(raw, required=False, what="note"):
 
 def file_report(reporter, target, reason, note):
     """`reporter` reports `target` (a queries.ReportTarget they may see). Returns the report; a
-    second open report of the same thing by the same person raises AlreadyReported."""
-    if reason not in REASONS:
+    second open report of the same thing by the same person raises AlreadyReported. A seller's
+    appeal against a decision on their own listing is a report too (`target.is_appeal`), with the
+    appeal as its only reason and a note saying why."""
+    if reason not in (APPEAL_REASONS if target.is_appeal else REASONS):
         raise ModerationError("Choose a reason.")
-    note = clean_note(note)
+    note = clean_note(note, required=target.is_appeal, what="note saying why")
     if target.subject_user_id == reporter.id and target.kind == USER:
         raise ModerationError("You can't report yourself.", status=400)
     # The partial unique index (one open report per reporter and thing) decides a race of two clicks.
@@ -133,22 +137,57 @@ def hide_message_for_moderation(message, moderator, reason, report=None):
 
 
 def pause_listing_for_moderation(listing, moderator, reason, report=None):
+    """Take a listing out of view until a moderator lifts it: its seller can't resume it (they see
+    the reason and may appeal). A listing its seller had paused can be paused this way too."""
     reason = clean_note(reason, required=True, what="reason")
-    moved = _move_listing(listing, (LIVE,), PAUSED)
-    if not moved:
+    if not listing_services.hold_for_moderation(listing.id, (LIVE, PAUSED, HELD), SUSPENDED, reason):
         raise ModerationError(f"A {listing.status_label.lower()} listing can't be paused.", status=409)
     _log(moderator, PAUSE_LISTING, "listing", listing.id, reason, report)
+    listing_services.record_totals_changed(listing.seller_id)  # the seller's open dashboards
     db.session.commit()
+    realtime.publish_committed()
     db.session.refresh(listing)
 
 
 def remove_listing_for_moderation(listing, moderator, reason, report=None):
-    """Remove a listing for good, as its seller's delete does (photos and favourites go too)."""
+    """Remove a listing from RentPe: out of every page and search, and its seller can't put it
+    back. It is kept whole (photos, favourites), so a moderator can lift the removal on appeal."""
     reason = clean_note(reason, required=True, what="reason")
-    if listing.status == REMOVED:
-        raise ModerationError("This listing is already removed.", status=409)
+    if not listing_services.hold_for_moderation(listing.id, (DRAFT, LIVE, PAUSED, HELD, SUSPENDED), TAKEN_DOWN, reason):
+        raise ModerationError(f"A {listing.status_label.lower()} listing can't be removed.", status=409)
     _log(moderator, REMOVE_LISTING, "listing", listing.id, reason, report)
-    listing_services.delete_listing(listing)  # commits the log row with the removal
+    listing_services.record_totals_changed(listing.seller_id)  # the seller's open dashboards
+    db.session.commit()
+    realtime.publish_committed()
+    db.session.refresh(listing)
+
+
+def lift_listing_decision(listing, moderator, reason, report=None):
+    """Undo a moderator's pause or removal (an appeal upheld, say): the listing goes back to its
+    seller, paused, for them to resume."""
+    reason = clean_note(reason, required=True, what="reason")
+    if not listing_services.lift_moderation(listing.id):
+        raise ModerationError("No moderator paused or removed this listing.", status=409)
+    _log(moderator, LIFT_LISTING, "listing", listing.id, reason, report)
+    listing_services.record_totals_changed(listing.seller_id)  # the seller's open dashboards
+    db.session.commit()
+    realtime.publish_committed()
+    db.session.refresh(listing)
+
+
+def remove_board_member_for_moderation(member, moderator, reason, report=None):
+    """Remove `member` (a board's Participant row) from its board. The board's owner can't add
+    them back or invite them again; only leaving it so is the point of a moderator doing it."""
+    reason = clean_note(reason, required=True, what="reason")
+    _log(moderator, REMOVE_BOARD_MEMBER, CONVERSATION, member.conversation_id,
+         f"{reason} (removed {member.user.display_name}, user #{member.user_id})", report)
+    try:
+        # Commits the log row with the removal, or rolls both back.
+        removed = board_services.remove_member_as_moderator(member.conversation, member.user_id)
+    except board_services.BoardError as exc:
+        raise ModerationError(str(exc), status=exc.status) from None
+    if not removed:
+        raise ModerationError("They aren't a member of this board any more.", status=409)
 
 
 def suspend_user(user, moderator, reason, report=None):
@@ -169,6 +208,8 @@ def suspend_user(user, moderator, reason, report=None):
     _log(moderator, SUSPEND_USER, USER, user.id, reason, report)
     db.session.commit()
     realtime.end_streams(user.id)
+    # Their pending booking requests and quotes are declined, each with a notice to its buyer.
+    booking_services.decline_pending_of_seller(user.id)
     db.session.refresh(user)
 
 
@@ -187,13 +228,6 @@ def reinstate_user(user, moderator, reason, report=None):
     db.session.refresh(user)
 
 
-def _move_listing(listing, allowed_from, to):
-    return db.session.execute(
-        update(Listing).where(Listing.id == listing.id, Listing.status.in_(allowed_from))
-        .values(status=to, updated_at=utcnow()).execution_options(synchronize_session=False)
-    ).rowcount
-
-
 def _log(moderator, action, target_kind, target_id, reason, report=None):
     db.session.add(ModerationAction(
         moderator_id=moderator.id, action=action, target_kind=target_kind, target_id=target_id,
@@ -204,5 +238,5 @@ def _log(moderator, action, target_kind, target_id, reason, report=None):
 __all__ = [
     "ModerationError", "AlreadyReported", "file_report", "review_flagged_message", "resolve_report",
     "log_conversation_opened", "hide_message_for_moderation", "pause_listing_for_moderation",
-    "remove_listing_for_moderation", "suspend_user", "reinstate_user",
+    "remove_listing_for_moderation", "lift_listing_decision", "remove_board_member_for_moderation", "suspend_user", "reinstate_user",
 ]

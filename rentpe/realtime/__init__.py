@@ -14,8 +14,9 @@ Features write events through it; `/events` streams them. The contract:
    savepoint they were recorded in) drops them. `publish_committed()` (called by the service
    right after its commit, and by an `after_request` safety net) renders each committed event
    with the renderer registered for its kind and publishes `b"<seq> <kind>\\n<data lines>"` to
-   the recipient's channel (`event.py`). A failed publish is logged and not retried: the SQL log
-   is the source of truth and the stream replays it.
+   the recipient's channel (`event.py`); the events of one `record` for many users go as one
+   fan-out payload that every process reads and splits (`REALTIME_FANOUT_MIN`). A failed publish
+   is logged and not retried: the SQL log is the source of truth and the stream replays it.
 3. The stream (`GET /events`, see `stream.py`): 401 when logged out. Register with the process hub
    FIRST, then replay `seq > cursor` from SQL (cursor = `Last-Event-ID` header, else `?after=`),
    rendered by the same renderers, then send the snapshot fragments (unread badge…), then go live,
@@ -38,13 +39,15 @@ Features write events through it; `/events` streams them. The contract:
    statement per round and hands the events it passed to the kind's delivery hooks (chat derives
    its "Delivered" receipts there). A stream never writes, and never calls a feature, per event.
 
-The wire format is in `event.py`; the brokers (in-process, Redis) in `broker.py`; the per-process
-fan-out in `hub.py`; presence (who has a live stream, with expiry) in `presence.py`.
+The wire format is in `event.py`; the brokers (in-process, Redis) in `broker.py`, on a Redis
+Cluster in `cluster.py`; the per-process fan-out in `hub.py`; presence (who has a live stream,
+with expiry) in `presence.py`.
 
 The API (nothing else is meant to be imported from here):
 
-    init_app(app)                           broker from REDIS_URL (in-process when unset)
-    record(user_ids, kind, data)            -> [StreamEvent], in the caller's transaction
+    init_app(app)                           broker from REDIS_CLUSTER_NODES or REDIS_URL (in-process when
+                                            neither is set)
+    record(user_ids, kind, data)            -> [Recorded], in the caller's transaction
     publish_committed()                     right after db.session.commit()
     ephemeral(user_ids, html, event=None)   now, no id, never stored
     end_streams(user_id)                    every open stream of the user, on every worker
@@ -57,9 +60,11 @@ The API (nothing else is meant to be imported from here):
     presence.online(user_ids) -> {ids}; presence.last_seen(user_id) -> datetime | None
     Shared(html), hole(name)                HTML rendered once for many recipients, with holes
                                             that `Shared.fill(pieces)` fills for one of them
+    prune_events(days, keep, …)             remove the events no client can replay (retention.py)
+    skip_seqs(gap)                          after restoring a backup: every counter `gap` forward
 
 Renderers, snapshots and hooks run with an app and a request context and a usable `db.session`.
-A live publish renders the very `StreamEvent`s `record` handed back, so their `hints` (set by the
+A live publish renders the very events `record` handed back, so their `hints` (set by the
 recording code: what it knew as it committed) can spare a renderer its reads; a replay has none.
 Renderers only read: a live publish runs them right after the commit with no transaction open
 (`database.without_a_transaction`), where a write would commit statement by statement.
@@ -68,17 +73,20 @@ publishing live): render for `event.user_id`, never for `current_user`.
 """
 import logging
 
+from .. import metrics
 from . import presence
 from .core import Realtime, current, settings
 from .event import END, Shared, ephemeral_payload, hole, html_frame
 from .eventlog import last_seq, publish_committed, record
 from .registry import register_delivery_hook, register_presence_hook, register_renderer, register_snapshot
+from .retention import prune as prune_events
+from .retention import skip_all as skip_seqs
 from .watch import Watch
 
 __all__ = [
     "init_app", "shutdown", "record", "publish_committed", "ephemeral", "end_streams", "last_seq",
     "register_renderer", "register_snapshot", "register_delivery_hook", "register_presence_hook", "presence",
-    "Shared", "hole",
+    "Shared", "hole", "prune_events", "skip_seqs",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,4 +128,5 @@ def _publish(messages):
     try:
         current().broker.publish_many(messages)
     except Exception as exc:
+        metrics.PUBLISH_FAILURES.inc()
         log.warning("could not publish to %d stream(s): %s", len(messages), exc)

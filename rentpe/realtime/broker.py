@@ -2,8 +2,10 @@
 
 Both brokers have the same contract (and the same test suite):
 
-- `publish_many([(user_id, payload), …])` hands payloads to every process; it may raise when the
-  transport is down (the caller logs it: the SQL log is the source of truth).
+- `publish_many([(user_id, payload), …])` hands payloads over in order: each user's to the
+  processes with a stream of that user; a fan-out payload (`event.py`: many users' events in
+  one), whose user_id is `ALL`, to every process, which takes its own users' part. It may raise
+  when the transport is down (the caller logs it: the SQL log is the source of truth).
 - `subscribe(user_id)` returns once payloads published from now on reach this process's hub,
   or at once while the transport is down (the subscription is made on the next connection);
   `BrokerUnavailable` if a live connection does not confirm it in time. `unsubscribe(user_id)`
@@ -14,8 +16,10 @@ Both brokers have the same contract (and the same test suite):
 
 `InProcessBroker` is the embedded default (one process). `RedisBroker` keeps ONE pub/sub
 connection per process, shared by all its streams, with one SUBSCRIBE per user channel that has
-a local stream (refcounted, UNSUBSCRIBE at zero). Channel names come from the configured prefix
-and the user id, never from a request.
+a local stream (refcounted, UNSUBSCRIBE at zero), and one fan-out channel that every process
+subscribes first on every connection (so a user channel's confirmation covers it too). Channel
+names come from the configured prefix and the user id, never from a request. `ClusterBroker`
+(`cluster.py`) is the same on a Redis Cluster, with one such connection per shard.
 """
 import logging
 import os
@@ -25,7 +29,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .. import metrics
+
 log = logging.getLogger(__name__)
+
+
+ALL = None  # the "user" of a fan-out payload
 
 
 class BrokerUnavailable(RuntimeError):
@@ -35,12 +44,15 @@ class BrokerUnavailable(RuntimeError):
 class InProcessBroker:
     client = None
 
-    def attach(self, deliver, resubscribed):
-        self._deliver = deliver
+    def attach(self, deliver, deliver_fanout, resubscribed):
+        self._deliver, self._deliver_fanout = deliver, deliver_fanout
 
     def publish_many(self, messages):
         for user_id, payload in messages:
-            self._deliver(user_id, payload)
+            if user_id is ALL:
+                self._deliver_fanout(payload)
+            else:
+                self._deliver(user_id, payload)
 
     def subscribe(self, user_id):
         pass
@@ -53,6 +65,8 @@ class InProcessBroker:
 
 
 class RedisBroker:
+    fanout_first = True  # on every connection, before the user channels (see the module docstring)
+
     def __init__(self, url, prefix, subscribe_timeout=5.0, ping_interval=10.0):
         self.url = url
         self.prefix = prefix
@@ -64,17 +78,22 @@ class RedisBroker:
             url, socket_connect_timeout=2, socket_timeout=5, retry=Retry(NoBackoff(), 1), health_check_interval=30
         )
         self._channel_head = f"{prefix}u:".encode()
+        self.fanout_channel = f"{prefix}fanout".encode()
         self._lock = threading.Lock()
         self._listener = None
         self._pid = None
 
-    def attach(self, deliver, resubscribed):
-        self._deliver, self._resubscribed = deliver, resubscribed
+    def attach(self, deliver, deliver_fanout, resubscribed):
+        self._deliver, self._deliver_fanout, self._resubscribed = deliver, deliver_fanout, resubscribed
 
     def channel(self, user_id):
-        return self._channel_head + str(int(user_id)).encode()
+        return self.fanout_channel if user_id is ALL else self._channel_head + str(int(user_id)).encode()
 
     def publish_many(self, messages):
+        if len(messages) == 1:  # no pipeline to build
+            [(user_id, payload)] = messages
+            self.client.publish(self.channel(user_id), payload)
+            return
         pipe = self.client.pipeline(transaction=False)
         for user_id, payload in messages:
             pipe.publish(self.channel(user_id), payload)
@@ -91,9 +110,12 @@ class RedisBroker:
         with self._lock:
             if self._pid != os.getpid():
                 self._pid = os.getpid()
-                self._listener = _Listener(self, client_name=f"{self.prefix}hub:{self._pid}")
+                self._listener = self._new_listener(client_name=f"{self.prefix}hub:{self._pid}")
                 self._listener.start()
             return self._listener
+
+    def _new_listener(self, client_name):
+        return _Listener(self, client_name)
 
     def shutdown(self):
         with self._lock:
@@ -105,6 +127,8 @@ class RedisBroker:
     def _on_message(self, channel, payload):
         if channel.startswith(self._channel_head):
             self._deliver(int(channel[len(self._channel_head):]), payload)
+        elif channel == self.fanout_channel:
+            self._deliver_fanout(payload)
 
 
 class _Channel:
@@ -129,6 +153,7 @@ class _Channel:
         connection covers their streams), and nobody may take the old confirmation for a new
         one: a `ready` left set here once let a stream opened during the reconnect go live on a
         channel that was not subscribed, and miss what was published before it was again."""
+        metrics.BROKER_LOST.inc()
         self.pending = 0
         self.ready.set()
         self.ready = threading.Event()
@@ -146,10 +171,13 @@ class _Listener:
     the check and the SUBSCRIBE in which a publish is lost with nothing left to reveal it.
     """
 
-    def __init__(self, broker, client_name):
+    SUBSCRIBE, UNSUBSCRIBE = "SUBSCRIBE", "UNSUBSCRIBE"
+    MESSAGE, CONFIRMED = b"message", b"subscribe"
+
+    def __init__(self, broker, client_name, pool=None):
         self.broker = broker
         self.client_name = client_name
-        self._pool = redis.ConnectionPool.from_url(
+        self._pool = pool or redis.ConnectionPool.from_url(
             broker.url, protocol=2, client_name=client_name, socket_connect_timeout=2, socket_timeout=10
         )
         self._lock = threading.Lock()
@@ -174,22 +202,28 @@ class _Listener:
         self._pool.disconnect()
 
     def subscribe(self, channel):
-        with self._lock:
-            state = self._channels.setdefault(channel, _Channel())
-            state.refs += 1
-            if state.refs == 1:
-                state.expect_confirmation()
-                self._send("SUBSCRIBE", channel)
-            if self._down:
-                return  # see below
-            ready = state.ready
-        if not ready.wait(self.broker.subscribe_timeout) and not self._down:
+        if not self._confirmed(self._add(channel)):
             self.unsubscribe(channel)
             raise BrokerUnavailable("Redis did not confirm the subscription in time")
         # Confirmed, or Redis is unreachable: then the stream opens anyway and replays; the next
         # connection subscribes this channel, and the check after it sends what the stream
         # missed meanwhile (the watch covers the time until then). Only ephemeral events
         # (typing, presence) are lost while Redis is away, as they would be anyway.
+
+    def _add(self, channel):
+        """One more local stream wants `channel`: its confirmation to wait for, or None when
+        there is no connection to wait on (see subscribe)."""
+        with self._lock:
+            state = self._channels.setdefault(channel, _Channel())
+            state.refs += 1
+            if state.refs == 1:
+                state.expect_confirmation()
+                self._send(self.SUBSCRIBE, channel)
+            return None if self._down else state.ready
+
+    def _confirmed(self, ready):
+        """False only when a live connection did not confirm in time."""
+        return ready is None or ready.wait(self.broker.subscribe_timeout) or self._down
 
     def unsubscribe(self, channel):
         with self._lock:
@@ -198,7 +232,7 @@ class _Listener:
                 return
             state.refs -= 1
             if state.refs == 0:
-                self._send("UNSUBSCRIBE", channel)
+                self._send(self.UNSUBSCRIBE, channel)
                 if state.pending == 0:
                     del self._channels[channel]
 
@@ -227,7 +261,7 @@ class _Listener:
             finally:
                 self._disconnected()
                 conn.disconnect()
-            if self._stopped.is_set():
+            if self._stopped.is_set() or not self._lost():
                 break
             # Whatever is published until the next connection's SUBSCRIBEs are in force is gone
             # from pub/sub; the streams stay open and catch up from SQL after it (and the watch
@@ -237,16 +271,28 @@ class _Listener:
 
     def _connected(self, conn):
         with self._lock:
+            # A sweep is owed only after a gap: a connection lost, or an attempt that failed while
+            # streams opened without waiting. On the process's first connection every stream
+            # waited for its confirmation before replaying, so nothing can have been missed (and a
+            # sweep then would only race the streams' own replays).
+            gap = self._down
             self._conn, self._broken, self._down = conn, False, False
+            if self.broker.fanout_first:
+                self._send(self.SUBSCRIBE, self.broker.fanout_channel)  # first: see the module docstring
             for channel, state in list(self._channels.items()):
                 if state.refs:
                     state.pending = 0
                     state.expect_confirmation()
-                    self._send("SUBSCRIBE", channel)
+                    self._send(self.SUBSCRIBE, channel)
                 else:
                     del self._channels[channel]
             self._send("PING")  # its PONG follows every confirmation above (see the class)
-            self._awaiting_sweep = True
+            self._awaiting_sweep = gap
+
+    def _lost(self):
+        """After a lost connection or a failed attempt: True to try again (a shard of a cluster
+        may hand its channels to another node and stop instead)."""
+        return True
 
     def _disconnected(self):
         with self._lock:
@@ -275,14 +321,14 @@ class _Listener:
 
     def _handle(self, reply):
         kind = reply[0]
-        if kind == b"message":
+        if kind == self.MESSAGE:
             self.broker._on_message(reply[1], reply[2])
         elif kind == b"pong":
             with self._lock:
                 sweep, self._awaiting_sweep = self._awaiting_sweep, False
             if sweep:
                 self.broker._resubscribed()
-        elif kind == b"subscribe":
+        elif kind == self.CONFIRMED:
             with self._lock:
                 state = self._channels.get(reply[1])
                 if state is None or not state.pending:

@@ -11,7 +11,15 @@ Broker payloads are bytes whose first line says what follows:
     b"<seq> <kind>\\n<data lines>"   durable: the stream adds `id:` (see `stream.py`)
     b"~\\n<frame>"                    ephemeral: a complete frame without `id:`
     b"!end\\n"                        control: end every stream of that user
+    b"*\\n<json>"                      fan-out: one kind's durable events of many users at once
+
+A fan-out payload is published once for all the recipients of one `record` (a board message to
+500 members), on a channel every process listens to, instead of once per recipient: what they
+share (the fragment rendered once, as SSE lines) travels once, and per recipient only their seq
+and their pieces. Its JSON is `{"k": kind, "s": [shared text…], "r": [[user id, seq, [item…]]…]}`,
+where a recipient's `data:` lines are the join of their items, a number standing for `s[number]`.
 """
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -67,9 +75,10 @@ def hole(name):
 
 
 class Filled(str):
-    """A `Shared` fragment with one recipient's pieces in it: the HTML, and its `data:` lines."""
+    """A `Shared` fragment with one recipient's pieces in it: the HTML, its `data:` lines, and
+    what they are made of (the `Shared` and the pieces' text), which a fan-out sends apart."""
 
-    __slots__ = ("lines",)
+    __slots__ = ("lines", "shared", "values")
 
 
 class Shared:
@@ -96,13 +105,13 @@ class Shared:
         """The fragment with these `pieces` ({hole name: HTML}) in its holes."""
         if len(self.parts) == 1:
             filled = Filled(self.parts[0])
-            filled.lines = self.lined[0]
+            filled.lines, filled.shared, filled.values = self.lined[0], self, ()
             return filled
         values = [_one_line(pieces[name]) for name in self.parts[1::2]]
         html, lines = list(self.parts), list(self.lined)
         html[1::2] = lines[1::2] = values
         filled = Filled("".join(html))
-        filled.lines = "".join(lines)
+        filled.lines, filled.shared, filled.values = "".join(lines), self, values
         return filled
 
 
@@ -141,6 +150,46 @@ def ephemeral_payload(frame_text):
     return EPHEMERAL_MARK + b"\n" + frame_text.encode()
 
 
+FANOUT_MARK = b"*"
+
+
+def fanout_payload(kind, recipients):
+    """One payload for the durable events of one kind of many users: [(user_id, seq, html)], html
+    as `data_lines` takes it. Text shared between recipients (a `Shared` fragment's, the same part
+    object given to several, the same piece) is written once."""
+    shared, index, held = [], {}, []
+
+    def ref(key, text):
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(shared)
+            shared.append(text)
+        return i
+
+    entries = []
+    for user_id, seq, html in recipients:
+        items = []
+        for part in html if isinstance(html, (list, tuple)) else (html,):
+            if not part:
+                continue
+            if items:
+                items.append("\n")  # between frames, as `data_lines` joins parts
+            whole = getattr(part, "shared", None)
+            if whole is None:
+                held.append(part)  # its id stays its own while this runs
+                items.append(ref(id(part), data_lines(part)))
+                continue
+            for i, text in enumerate(whole.lined):
+                if i % 2:  # a piece: many recipients have the same (an unread count of 1)
+                    value = part.values[i // 2]
+                    items.append(ref(value, value) if len(value) > 8 else value)
+                elif text:
+                    items.append(ref((id(whole), i), text))
+        entries.append([int(user_id), int(seq), items])
+    body = json.dumps({"k": kind, "s": shared, "r": entries}, ensure_ascii=False, separators=(",", ":"))
+    return FANOUT_MARK + b"\n" + body.encode()
+
+
 @dataclass(frozen=True)
 class Durable:
     seq: int
@@ -155,6 +204,34 @@ class Ephemeral:
 
 class End:
     """Control message: end the stream."""
+
+
+@dataclass(frozen=True)
+class Fanout:
+    kind: str
+    shared: list
+    recipients: list  # [user id, seq, items]
+
+    def user_ids(self):
+        return [recipient[0] for recipient in self.recipients]
+
+    def durables(self, user_ids):
+        """(user id, Durable) for the recipients among `user_ids`."""
+        shared, kind = self.shared, self.kind
+        return [(user_id, Durable(seq, kind, "".join(shared[x] if type(x) is int else x for x in items)))
+                for user_id, seq, items in self.recipients if user_id in user_ids]
+
+
+def parse_fanout(payload):
+    """The Fanout of a fan-out payload; ValueError for anything else."""
+    head, _, rest = payload.partition(b"\n")
+    if head != FANOUT_MARK:
+        raise ValueError(f"not a fan-out payload: {payload[:40]!r}")
+    try:
+        body = json.loads(rest)
+        return Fanout(str(body["k"]), list(body["s"]), list(body["r"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"not a fan-out payload: {payload[:40]!r}") from exc
 
 
 def parse_payload(payload):

@@ -18,12 +18,14 @@ from flask import current_app, has_request_context
 from sqlalchemy import event as sa_event
 from sqlalchemy import JSON, DateTime, and_, bindparam, insert, select, text, update
 
+from .. import metrics
 from ..database import is_postgresql, without_a_transaction
 from ..extensions import db
 from ..models_base import utcnow
 from . import registry
+from .broker import ALL
 from .core import current
-from .event import data_lines, durable_payload
+from .event import data_lines, durable_payload, fanout_payload
 from .models import StreamCounter, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -98,26 +100,59 @@ def _recipients(user_ids):
 
 
 def record(user_ids, kind, data):
-    """One `StreamEvent` per user, with that user's next seq, in the open transaction."""
+    """One `StreamEvent` row per user, with that user's next seq, in the open transaction; returns
+    them as `Recorded` events."""
     _check_kind(kind)
     session = db.session()
     created_at = utcnow()
     data = dict(data or {})
     user_ids = _recipients(user_ids)
     seqs = _write(session, user_ids, kind, data, created_at) if user_ids else {}
+    metrics.EVENTS_RECORDED.inc(len(seqs))
     return _stage(session, seqs, kind, data, created_at)
 
 
+class Recorded:
+    """An event as `record` wrote it: the row's values (a `StreamEvent`'s attributes, without the
+    ORM's bookkeeping: a board message records hundreds), readable after the commit. The caller
+    may set `hints` for the live render; `batch` is shared by the events of one `record`, which
+    are published together (see `_payloads`)."""
+
+    __slots__ = ("user_id", "seq", "kind", "data", "created_at", "hints", "batch")
+
+    def __init__(self, user_id, seq, kind, data, created_at, batch):
+        self.user_id, self.seq, self.kind, self.data, self.created_at = user_id, seq, kind, data, created_at
+        self.hints, self.batch = StreamEvent.hints, batch
+
+    def __repr__(self):
+        return f"<Recorded {self.kind} {self.user_id}/{self.seq}>"
+
+
 def _stage(session, seqs, kind, data, created_at):
-    """The events just written ({user id: seq}), staged for the publish after the commit. The
-    events handed back are transient copies, readable after the commit without a reload; the
-    caller may set their `hints` for the live render."""
-    events = [StreamEvent(user_id=user_id, seq=seq, kind=kind, data=dict(data), created_at=created_at)
-              for user_id, seq in sorted(seqs.items())]
+    """The events just written ({user id: seq}), staged for the publish after the commit."""
+    batch = object()
+    events = [Recorded(user_id, seq, kind, dict(data), created_at, batch) for user_id, seq in sorted(seqs.items())]
     if events:
         transaction = session.get_nested_transaction() or session.get_transaction()
         session.info.setdefault(STAGED, []).extend((transaction, e) for e in events)
     return events
+
+
+def skip_past(user_id, cursor):
+    """Move the user's counter up to `cursor` if it is below it, and commit: a client holds a cursor
+    the database never reached (it was restored from an older backup), and the seqs recorded from
+    now on must be ones that client has never seen. Returns the user's last seq after it."""
+    # A transaction of its own: committing the request's session would expire what it loaded.
+    with db.engine.begin() as connection:
+        moved = connection.execute(update(StreamCounter).where(StreamCounter.user_id == user_id,
+                                                               StreamCounter.seq < cursor).values(seq=cursor))
+        if not moved.rowcount and connection.scalar(
+                select(StreamCounter.seq).where(StreamCounter.user_id == user_id)) is None:
+            connection.execute(insert(StreamCounter.__table__).values(user_id=user_id, seq=cursor, delivered_seq=0))
+    log.warning("user %s's stream cursor %s was ahead of the event log (a restored backup?): counter moved past it",
+                user_id, cursor)
+    with db.engine.connect() as connection:
+        return connection.scalar(select(StreamCounter.seq).where(StreamCounter.user_id == user_id))
 
 
 def last_seq(user_id):
@@ -132,17 +167,23 @@ CHUNK = 5_000
 _LAST_SEQS = select(StreamCounter.user_id, StreamCounter.seq).where(
     StreamCounter.user_id.in_(bindparam("p_users", expanding=True)))
 _LAST_SEQS_ANY = text("SELECT user_id, seq FROM stream_counters WHERE user_id = ANY(:p_users)")
-_ADVANCE_DELIVERED = (
-    update(StreamCounter.__table__)
-    .where(StreamCounter.__table__.c.user_id == bindparam("p_user"),
-           StreamCounter.__table__.c.delivered_seq < bindparam("p_seq"))
-    .values(delivered_seq=bindparam("p_seq"))
-)
-
-
 def _chunks(items):
     items = sorted(items)
     return (items[start:start + CHUNK] for start in range(0, len(items), CHUNK))
+
+
+def log_position(connection):
+    """A value that changes whenever an event may have been recorded since it was last read (and
+    sometimes when none was). On PostgreSQL the next transaction id, `pg_current_snapshot()`'s
+    xmax: it moves with every transaction that writes (in any database of the server). Elsewhere
+    the events' highest rowid. One cheap statement, whatever the number of users."""
+    if connection.dialect.name == "postgresql":
+        return connection.execute(_POSITION_PG).scalar()
+    return connection.execute(_POSITION_ROWID).scalar()
+
+
+_POSITION_PG = text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")
+_POSITION_ROWID = text("SELECT max(rowid) FROM stream_events")
 
 
 def last_seqs(user_ids, connection=None):
@@ -158,12 +199,33 @@ def last_seqs(user_ids, connection=None):
     return found
 
 
+@functools.lru_cache(maxsize=16)
+def _advance_delivered_statement(count):
+    """The delivery cursors of `count` (user, seq) pairs moved forward, joined to them as a VALUES
+    list: one statement (an executemany would be a round trip per user on psycopg2)."""
+    pairs = ", ".join(f"(:u{i}, :s{i})" for i in range(count))
+    return text(f"UPDATE stream_counters SET delivered_seq = r.column2 FROM (VALUES {pairs}) AS r"
+                " WHERE stream_counters.user_id = r.column1 AND stream_counters.delivered_seq < r.column2")
+
+
+def _padded(params, count, names):
+    """`count` rounded up to a power of two, the missing rows filled with zeros (user 0 has no
+    counter): a handful of statements serve every round."""
+    padded = 1 << (count - 1).bit_length()
+    for i in range(count, padded):
+        params.update({f"{name}{i}": 0 for name in names})
+    return padded
+
+
 def advance_delivered(ranges):
     """Move each user's delivery cursor forward to `up_to` of {user id: (after, up_to)}, in one
-    statement (executemany) for all of them; never backwards. In the caller's transaction."""
-    if ranges:
-        db.session.execute(_ADVANCE_DELIVERED, [{"p_user": user_id, "p_seq": up_to}
-                                                for user_id, (_, up_to) in sorted(ranges.items())])
+    statement for all of them; never backwards. In the caller's transaction."""
+    for chunk in _chunks(ranges.items()):
+        params = {}
+        for i, (user_id, (_, up_to)) in enumerate(chunk):
+            params.update({f"u{i}": user_id, f"s{i}": up_to})
+        count = _padded(params, len(chunk), ("u", "s"))
+        db.session.execute(_advance_delivered_statement(count), params)
 
 
 @functools.lru_cache(maxsize=16)
@@ -190,10 +252,7 @@ def events_delivered(ranges, kinds):
         params = {f"k{i}": kind for i, kind in enumerate(kinds)}
         for i, (user_id, (after, up_to)) in enumerate(chunk):
             params.update({f"u{i}": user_id, f"a{i}": after, f"b{i}": up_to})
-        # Padded to a power of two, so a handful of statements serve every round.
-        count = 1 << (len(chunk) - 1).bit_length()
-        for i in range(len(chunk), count):
-            params.update({f"u{i}": 0, f"a{i}": 0, f"b{i}": 0})
+        count = _padded(params, len(chunk), ("u", "a", "b"))
         found.extend(db.session.execute(_events_delivered_statement(count, kinds), params).all())
     return found
 
@@ -234,20 +293,35 @@ def publish_committed():
     # The renders only read, right after the commit: without a transaction of their own.
     with without_a_transaction(session):
         if has_request_context():
-            messages = _render(committed)
+            rendered = registry.render_all(committed)
         else:
             with current_app.test_request_context():
-                messages = _render(committed)
+                rendered = registry.render_all(committed)
+    machinery = current()
+    messages = _payloads(committed, rendered, machinery.config["REALTIME_FANOUT_MIN"])
     try:
-        current().broker.publish_many(messages)
+        machinery.broker.publish_many(messages)
     except Exception as exc:
-        log.warning("could not publish %d stream event(s), clients will replay them: %s", len(messages), exc)
+        metrics.PUBLISH_FAILURES.inc()
+        log.warning("could not publish %d stream event(s), clients will replay them: %s", len(committed), exc)
+    else:
+        metrics.EVENTS_PUBLISHED.inc(len(committed))
 
 
-def _render(events):
-    rendered = registry.render_all(events)
+def _payloads(events, rendered, fanout_min):
+    """The broker messages of these rendered events, in their order: [(user id, payload)]. The
+    events of one `record` for `fanout_min` users or more become one fan-out payload (to `ALL`)."""
+    batches = {}  # in the order of their first event
+    for event, html in zip(events, rendered):
+        batches.setdefault(event.batch or id(event), []).append((event, html))
+    messages = []
     memo = {}  # a part shared by many recipients is turned into `data:` lines once
-    return [(e.user_id, durable_payload(e.seq, e.kind, data_lines(html, memo))) for e, html in zip(events, rendered)]
+    for batch in batches.values():
+        if len(batch) >= fanout_min:
+            messages.append((ALL, fanout_payload(batch[0][0].kind, [(e.user_id, e.seq, html) for e, html in batch])))
+        else:
+            messages.extend((e.user_id, durable_payload(e.seq, e.kind, data_lines(html, memo))) for e, html in batch)
+    return messages
 
 
 # Session transaction events ---------------------------------------------------------------------

@@ -29,7 +29,8 @@ class StreamCounter(db.Model):
 class StreamEvent(db.Model):
     """One durable event of one user. `hints` is not stored: what the code that recorded the event
     knew as it committed (say, the state the event's fragment shows), which its renderer may use
-    instead of reading it again when publishing live. A replayed event has none."""
+    instead of reading it again when publishing live. A replayed event has none (nor a `batch`:
+    see `eventlog.Recorded`, what `record` hands back)."""
 
     __tablename__ = "stream_events"
     __table_args__ = (PrimaryKeyConstraint("user_id", "seq", name="pk_stream_events"),)
@@ -41,3 +42,4 @@ class StreamEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     hints = MappingProxyType({})
+    batch = None

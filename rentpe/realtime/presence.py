@@ -4,7 +4,9 @@ Each open stream holds an entry that expires `PRESENCE_TTL_SECONDS` after its la
 (every heartbeat interval, by the process's watch for all its streams at once), so a crashed
 worker's streams stop counting on their own. With Redis the
 entries are a sorted set per user (member = stream id, score = expiry time) plus a last-seen
-timestamp; the embedded default keeps the same in memory.
+timestamp written at each open and close; a refresh is one ZADD per user, nothing else (the last
+refresh of a stream that never closed is read back from its score). The embedded default keeps
+the same in memory.
 
 `open` / `close` report the transitions (first stream opened, last stream closed) that fire the
 presence hooks. A stream that the server ends on purpose (lifetime, slow client, hub drop) is
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Last-seen stamps outlive their streams by this much (then "never seen").
 LAST_SEEN_SECONDS = 90 * 86400
+# A user's streams key lives at least this long after its last open or close (see key_ms).
+KEY_SECONDS = 86400
 
 
 def online(user_ids):
@@ -61,8 +65,12 @@ class _Settings:
 
     @property
     def key_ms(self):
-        """How long a user's key outlives its last write: it holds nothing older."""
-        return int((max(self.ttl, self.grace) + 1) * 1000)
+        """How long a user's key outlives the last open or close of one of their streams. A
+        refresh only moves its entries' expiry (one command per user, every heartbeat interval),
+        so the key must outlast any stream's life: a day, or longer if streams live longer.
+        Entries that expired are ignored by every read and dropped at the next open or close."""
+        lifetime = self.config["STREAM_LIFETIME_SECONDS"] + self.config["STREAM_LIFETIME_JITTER_SECONDS"]
+        return int(max(KEY_SECONDS, lifetime + max(self.ttl, self.grace) + 60) * 1000)
 
 
 class MemoryPresence(_Settings):
@@ -111,9 +119,10 @@ class MemoryPresence(_Settings):
         with self._lock:
             for user_id, stream_id in entries:
                 streams = self._live(user_id, now)
-                streams[("S", stream_id)] = now + self.ttl
+                if ("S", stream_id) in streams:  # not one that closed meanwhile
+                    streams[("S", stream_id)] = now + self.ttl
+                    self._seen[user_id] = now
                 self._store(user_id, streams)
-                self._seen[user_id] = now
 
     def close(self, user_id, stream_id, reconnecting=False):
         now = time.time()
@@ -171,20 +180,28 @@ return 0
 
 
 class RedisPresence(_Settings):
-    def __init__(self, client, prefix, config):
+    def __init__(self, client, prefix, config, hash_tag=False):
         self.client = client
         self.prefix = prefix
         self.config = config
-        self._open = client.register_script(_OPEN)
-        self._close = client.register_script(_CLOSE)
+        # On a Redis Cluster a user's two keys must share a hash slot (a script touches both):
+        # "{42}" in both names. A single Redis keeps its key names (and its last-seen stamps).
+        self.hash_tag = hash_tag
+        self._scripts = None  # registered on first use: a cluster client connects when made
+
+    def _script(self, which):
+        if self._scripts is None:
+            self._scripts = {"open": self.client.register_script(_OPEN), "close": self.client.register_script(_CLOSE)}
+        return self._scripts[which]
 
     def _keys(self, user_id):
-        return [f"{self.prefix}presence:{user_id}", f"{self.prefix}seen:{user_id}"]
+        user = f"{{{user_id}}}" if self.hash_tag else user_id
+        return [f"{self.prefix}presence:{user}", f"{self.prefix}seen:{user}"]
 
     def open(self, user_id, stream_id):
         now = time.time()
         args = [repr(now), repr(now + self.ttl), stream_id, self.key_ms, LAST_SEEN_SECONDS]
-        return self._open(keys=self._keys(user_id), args=args) == 1
+        return self._script("open")(keys=self._keys(user_id), args=args) == 1
 
     def refresh(self, user_id, stream_id):
         self.refresh_many([(user_id, stream_id)])
@@ -198,16 +215,14 @@ class RedisPresence(_Settings):
             by_user.setdefault(user_id, []).append(stream_id)
         pipe = self.client.pipeline(transaction=False)
         for user_id, stream_ids in by_user.items():
-            streams, seen = self._keys(user_id)
-            pipe.zadd(streams, {f"S:{stream_id}": now + self.ttl for stream_id in stream_ids})
-            pipe.pexpire(streams, self.key_ms)
-            pipe.set(seen, repr(now), ex=LAST_SEEN_SECONDS)
+            # XX: a stream closed meanwhile (its entry removed) is not brought back.
+            pipe.zadd(self._keys(user_id)[0], {f"S:{stream_id}": now + self.ttl for stream_id in stream_ids}, xx=True)
         pipe.execute()
 
     def close(self, user_id, stream_id, reconnecting=False):
         now = time.time()
         args = [repr(now), stream_id, "1" if reconnecting else "0", repr(now + self.grace), LAST_SEEN_SECONDS, self.key_ms]
-        return self._close(keys=self._keys(user_id), args=args) == 1
+        return self._script("close")(keys=self._keys(user_id), args=args) == 1
 
     def online(self, user_ids):
         ordered = sorted(user_ids)
@@ -218,5 +233,13 @@ class RedisPresence(_Settings):
         return {u for u, count in zip(ordered, pipe.execute()) if count}
 
     def last_seen(self, user_id):
-        raw = self.client.get(self._keys(user_id)[1])
-        return float(raw) if raw is not None else None
+        """The stamp of the last open or close, or the last refresh of a stream that ended
+        without a close (its worker died): its entry's expiry less the TTL."""
+        streams, seen = self._keys(user_id)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.get(seen)
+        pipe.zrange(streams, -1, -1, withscores=True)
+        raw, latest = pipe.execute()
+        stamps = [float(raw)] if raw is not None else []
+        stamps += [score - self.ttl for _, score in latest]
+        return min(max(stamps), time.time()) if stamps else None

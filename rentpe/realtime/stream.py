@@ -25,12 +25,13 @@ from flask import Blueprint, Response, current_app, g, request, session
 from flask.ctx import RequestContext
 from flask_login import current_user
 
+from .. import metrics, ratelimits
 from ..extensions import db
 from . import eventlog as event_log
 from . import registry
 from .broker import BrokerUnavailable
 from .event import OPEN, PING, Durable, Ephemeral, data_lines, frame, html_frame, parse_payload
-from .hub import CATCH_UP, GAP, LIFETIME, SHUTDOWN, SLOW
+from .hub import CATCH_UP, GAP, LIFETIME, REPLACED, RESTORED, SHUTDOWN, SLOW
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,25 @@ MAX_CURSOR_DIGITS = 18
 BATCH = 100
 
 
+# Sent by a stream that ends because its user opened too many (see STREAM_MAX_PER_USER): the page
+# stops its stream rather than reconnect and push out another tab's.
+REPLACED_FRAME = frame(data_lines("Live updates stopped here: too many tabs are open. Reload to resume."),
+                       event=REPLACED)
+
+
+def opens_refused(message):
+    return Response(message + "\n", mimetype="text/plain")
+
+
 @bp.get("/events")
+@ratelimits.limit(ratelimits.STREAM_OPENS_PER_USER, ratelimits.per_user, refused=opens_refused, methods=("GET",))
 def events():
     if not current_user.is_authenticated:
         # Not a redirect: the client is a fetch() stream, and a 401 makes it back off.
         return Response("Log in to receive live updates.\n", 401, mimetype="text/plain")
+    realtime = current_app.extensions["realtime"]
+    realtime.hub.make_room(current_user.id, realtime.config["STREAM_MAX_PER_USER"])
+    bound_writes(request.environ, realtime.config["STREAM_WRITE_TIMEOUT_SECONDS"])
     try:
         stream = Stream.open(current_user.id, parse_cursor(), request.environ, session._get_current_object())
         event_log.publish_committed()  # whatever a presence hook committed
@@ -61,9 +76,23 @@ def events():
     return response
 
 
+def bound_writes(environ, seconds):
+    """Have every write of this response give up after `seconds` (the connection is then closed,
+    and the stream with it). gunicorn hands the app its client socket; other servers (the embedded
+    default's) don't, and nothing changes there."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None and seconds:
+        sock.settimeout(seconds)
+
+
 def parse_cursor():
-    """`Last-Event-ID`, else `?after=`. Anything that isn't a plain number counts as 0."""
+    """`Last-Event-ID`, else `?after=`. Anything else that isn't a plain number counts as 0; no
+    cursor at all is None: a fresh stream, which starts at the user's current seq (replaying the
+    whole log for a client that names no position would cost up to STREAM_REPLAY_LIMIT renders
+    per open)."""
     raw = (request.headers.get("Last-Event-ID") or request.args.get("after") or "").strip()
+    if not raw:
+        return None
     if not (raw.isascii() and raw.isdigit()):
         return 0
     return int(raw) if len(raw) <= MAX_CURSOR_DIGITS else 10**MAX_CURSOR_DIGITS
@@ -114,6 +143,7 @@ class Stream:
         # so a stream that wrote nothing but board messages leaves the watch nothing to record.
         self.awaited = frozenset(registry.delivery_kinds())
         self.delivering = False  # sent one of those since the watch last took the cursor
+        self.written = 0  # durable events written since the last `_flushed` (for the metrics)
         self._seen = 0
         self.ahead = set()  # seqs > seen + 1 already sent (without id)
         self.gap_since = None
@@ -140,29 +170,46 @@ class Stream:
             stream._replay(cursor)
             # Events up to the client's cursor reached it through an earlier stream: the delivery
             # cursor moves on from there, as this stream's writes reach the client.
-            stream.subscription.flushed = stream.subscription.reported = min(cursor, stream.seen)
+            stream.subscription.flushed = stream.subscription.reported = min(
+                stream.seen if cursor is None else cursor, stream.seen)
             stream.backlog.extend(html_frame(html) for html in registry.render_snapshots(user_id))
             stream._presence_open()
         except BaseException:
             stream.realtime.hub.unregister(stream.subscription)
             raise
+        metrics.STREAM_OPENS.inc()
+        metrics.STREAMS_OPEN.inc()
         return stream
 
     # Opening (in the view: app + request context, DB session) ------------------------------
 
     def _replay(self, cursor):
+        if cursor is None:  # a fresh stream (see parse_cursor): from now on, nothing to replay
+            self.seen = event_log.last_seq(self.user_id)
+            return
         limit = self.config["STREAM_REPLAY_LIMIT"]
         last, rows = event_log.replay(self.user_id, cursor, limit + 1)  # one indexed read
+        metrics.REPLAYS.inc()
         if cursor > last:
-            return self._resync(last)  # a cursor from another database (a restored backup), or made up
-        if len(rows) > limit or (cursor < last and (not rows or rows[0].seq != cursor + 1)):
-            return self._resync(last)  # too far behind, or the oldest events are gone
+            # A cursor from another database (a restored backup), or made up: the counter is moved
+            # past it, so the seqs recorded from now on are ones this client has never seen. One
+            # longer than any real cursor (parse_cursor) is only answered.
+            if cursor < 10**MAX_CURSOR_DIGITS:
+                last = event_log.skip_past(self.user_id, cursor)
+            return self._resync(last, "ahead")
+        if len(rows) > limit:
+            return self._resync(last, "behind")
+        if cursor < last and (not rows or rows[0].seq != cursor + 1):
+            return self._resync(last, "pruned")  # the oldest events it needs are gone
+        metrics.EVENTS_REPLAYED.inc(len(rows))
+        self.written += len(rows)
         for row in rows:
             self.backlog.append(html_frame(registry.render(row), id=row.seq))  # id-only if None
             self.delivering = self.delivering or row.kind in self.awaited
         self.seen = rows[-1].seq if rows else cursor
 
-    def _resync(self, last):
+    def _resync(self, last, cause):
+        metrics.RESYNCS.labels(cause).inc()
         self.backlog.append(self._resync_frame(last))
 
     def _resync_frame(self, last):
@@ -229,6 +276,8 @@ class Stream:
                 yield text
             self._flushed()
             if self.ended:
+                if self.ended == REPLACED:
+                    yield REPLACED_FRAME
                 return
 
     def _consume(self, payloads):
@@ -239,6 +288,9 @@ class Stream:
                 break
             if payload is CATCH_UP:
                 out.append(self._catch_up())
+                continue
+            if isinstance(payload, Durable):  # from a fan-out, parsed once by the hub
+                out.append(self._durable(payload))
                 continue
             try:
                 message = parse_payload(payload)
@@ -256,6 +308,7 @@ class Stream:
         if seq <= self.seen or seq in self.ahead:
             return ""  # already sent (by the replay, or earlier out of order)
         self.delivering = self.delivering or message.kind in self.awaited
+        self.written += 1
         if seq != self.seen + 1:
             self.ahead.add(seq)
             if self.gap_since is None:
@@ -277,6 +330,7 @@ class Stream:
         with self._context():
             rows = event_log.events_after(self.user_id, self.seen, limit + 1)
             if len(rows) > limit:
+                metrics.RESYNCS.labels("behind").inc()
                 return self._resync_frame(event_log.last_seq(self.user_id))
             rendered = [(row, registry.render(row)) for row in rows]
         return "".join(self._durable(Durable(row.seq, row.kind, data_lines(html))) for row, html in rendered)
@@ -284,6 +338,9 @@ class Stream:
     def _flushed(self):
         # The server has taken what was yielded (the generator resumed): the watch moves the
         # delivery cursor to here in its next round.
+        if self.written:
+            metrics.DELIVERED.add(self.written)
+            self.written = 0
         if self.delivering:
             self.subscription.flushed = self.seen
             self.delivering = bool(self.ahead)  # what was sent ahead counts once the gap closes
@@ -297,9 +354,11 @@ class Stream:
         if self.closed:
             return
         self.closed = True
+        metrics.STREAMS_OPEN.dec()
+        metrics.STREAM_ENDS.labels(self.ended or "client").inc()
         self.realtime.watch.retire(self.subscription)  # before leaving the hub: the watch sees it somewhere
         self.realtime.hub.unregister(self.subscription)
-        reconnecting = self.ended in (LIFETIME, SLOW, SHUTDOWN, GAP)  # the client comes right back
+        reconnecting = self.ended in (LIFETIME, SLOW, SHUTDOWN, GAP, RESTORED)  # the client comes right back
         try:
             offline = self.realtime.presence.close(self.user_id, self.id, reconnecting)
         except Exception as exc:

@@ -12,9 +12,16 @@ So each process runs one watch (a thread; a greenlet under gevent) while it has 
   the seq read one check earlier catch up from SQL. One check of grace, because an event just
   committed is normally a publish away from its stream; an event older than that was missed. An
   event committed while its recipient has a stream open therefore reaches it within about two
-  intervals, even with Redis down the whole time;
+  intervals, even with Redis down the whole time. When the database has seen no write for
+  `STREAM_CHECK_QUIET_SECONDS` (one cheap statement a round: `eventlog.log_position`), it
+  compares only that often: idle streams cost next to nothing, and the first write ends the quiet;
 - when the broker's subscriptions are in force again after a lost connection (`poke`), it checks
-  at once and without grace: anything published in the gap is lost for good.
+  at once and without grace: anything published in the gap is lost for good;
+- a stream whose cursor, as the previous comparison found it, is ahead of the user's last seq
+  read since then has sent events the database no longer has: an older backup was restored
+  under it. Seqs only grow, so nothing else explains it. The stream is ended (`RESTORED`); its
+  client reconnects with that cursor and gets a `resync` (stream.py), and the user's counter
+  moves past it, so the events recorded from then on are not skipped as already sent.
 
 The same rounds refresh the presence of every stream due (one round trip for all of them).
 
@@ -33,6 +40,7 @@ import time
 
 from ..extensions import db
 from . import eventlog, registry
+from .hub import RESTORED
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +56,8 @@ class Watch:
         self._app = None
         self._retired = []  # closed streams whose last writes are not recorded yet
         self._connection = None  # the check's own database connection, while the watch runs
+        self._position = None  # the database's position (eventlog.log_position) at the last round
+        self._moved = self._compared = 0.0  # when it last changed; the last full comparison
         self._poked = threading.Event()
         self._stopped = threading.Event()
         hub.on_resubscribed = self.poke
@@ -83,10 +93,14 @@ class Watch:
     def _run(self):
         earlier, next_check = {}, time.monotonic() + self.config["STREAM_CHECK_SECONDS"]
         while not self._stopped.is_set():
-            # Waking for presence as often as streams beat (15 s in production, less in tests).
+            # Waking for presence as often as streams beat (25 s in production, less in tests).
             tick = min(self.config["STREAM_CHECK_SECONDS"], self.config["STREAM_HEARTBEAT_SECONDS"])
             poked = self._poked.wait(max(0.0, min(tick, next_check - time.monotonic())))
-            self._poked.clear()
+            if poked:
+                # Cleared only when seen: a poke landing just after a wait that timed out stays
+                # set for the next wait (clearing it unconditionally would drop it, and with it
+                # the only check that finds what a reconnect swallowed).
+                self._poked.clear()
             if self._stopped.is_set():
                 self._release_connection()
                 return
@@ -104,7 +118,10 @@ class Watch:
             next_check = time.monotonic() + self.config["STREAM_CHECK_SECONDS"]
             try:
                 self._record_deliveries(subscriptions + retired)
+                if not poked and self._quiet():
+                    continue
                 now = self._last_seqs({s.user_id for s in subscriptions}) if subscriptions else {}
+                self._compared = time.monotonic()
             except Exception as exc:  # the database is unreachable: try again next time
                 log.warning("realtime watch could not read or write the event log: %s", exc)
                 with self._lock:
@@ -112,7 +129,14 @@ class Watch:
                 continue
             for subscription in subscriptions:
                 due = now if poked else earlier
-                cursor = subscription.cursor
+                cursor, checked = subscription.cursor, subscription.checked
+                last = now.get(subscription.user_id, 0)
+                if checked is not None and checked > last:
+                    log.warning("user %s's stream sent seq %s, the database's last is %s (a backup restored?):"
+                                " ending it to resync", subscription.user_id, checked, last)
+                    subscription.end(RESTORED)
+                    continue
+                subscription.checked = cursor
                 if cursor is not None and cursor < due.get(subscription.user_id, 0):
                     subscription.catch_up()
             earlier = now
@@ -159,14 +183,31 @@ class Watch:
         for subscription, flushed in moved:
             subscription.reported = flushed
 
+    def _quiet(self):
+        """True when this round need not compare every stream: nothing has been written to the
+        database for STREAM_CHECK_QUIET_SECONDS (one cheap statement tells), and the last full
+        comparison is more recent than that. An event committed while it is quiet moves the
+        position, and the rounds after it compare (so its stream catches up within two rounds, as
+        ever). A transaction that wrote its event more than that long before its commit, and whose
+        publish was lost too, is caught by the next comparison, at most that long later."""
+        position = self._read(eventlog.log_position)
+        now, quiet = time.monotonic(), self.config["STREAM_CHECK_QUIET_SECONDS"]
+        if position != self._position:
+            self._position, self._moved = position, now
+        return now - self._moved >= quiet and now - self._compared < quiet
+
     def _last_seqs(self, user_ids):
+        return self._read(lambda connection: eventlog.last_seqs(user_ids, connection))
+
+    def _read(self, query):
         # On a connection of its own, kept while the watch runs, in autocommit: a round is one
-        # statement, with no BEGIN/ROLLBACK around it and no pool checkout (nor its idle ping).
+        # statement or two, with no BEGIN/ROLLBACK around them and no pool checkout (nor its
+        # idle ping).
         if self._connection is None:
             with self._app.app_context():
                 self._connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:
-            return eventlog.last_seqs(user_ids, self._connection)
+            return query(self._connection)
         except Exception:
             self._release_connection(invalid=True)
             raise

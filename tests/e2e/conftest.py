@@ -9,8 +9,9 @@
 - `new_context(device)`: a fresh browser context (`"desktop"` 1280×800 or `"phone"` 390×844) whose
   pages are watched by `guard`.
 - `guard` (every test): collects console errors, uncaught page errors, failed requests, responses
-  of 400 and above, and errors in the server's log, and fails the test if any were not declared
-  (`guard.expect_status(…)`, `guard.allow_stream_cuts()`).
+  of 400 and above, errors in the server's log and accessibility violations (axe-core on every
+  page, a11y.py), and fails the test if any were not declared (`guard.expect_status(…)`,
+  `guard.allow_stream_cuts()`).
 
 These tests talk HTTP to the server: they never take the `app`/`backend` fixtures of tests/conftest.py.
 """
@@ -34,6 +35,8 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect, sync_playwright
+
+from tests.e2e.a11y import Accessibility
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
@@ -198,6 +201,10 @@ def server():
             "PROXY_FIX_HOPS": "1",
             "SECRET_KEY": secrets.token_hex(32),
             "UPLOAD_FOLDER": str(Path(tmp) / "uploads"),
+            # No MAIL_URL: e-mails are .eml files here, listed on /dev/mail (tests/e2e/test_notifications.py).
+            "MAIL_FILE_PATH": str(Path(tmp) / "mail"),
+            # Unread messages are due for e-mail at once (no worker runs unless a test starts one).
+            "NOTIFY_DELAY_S": "0",
             "PYTHONUNBUFFERED": "1",
         }
         _flask(env, "db", "upgrade")
@@ -223,7 +230,7 @@ def restart_server(server):
 
 @dataclass
 class Problem:
-    kind: str  # console, pageerror, requestfailed, response, server
+    kind: str  # console, pageerror, requestfailed, response, server, a11y
     url: str
     detail: str
     status: int | None = None
@@ -259,6 +266,9 @@ class Guard:
         self.allowances = []
         self.closers = []
         self.closing = False
+        # Aborted requests no navigation has explained yet, per page: [(url, detail)].
+        self.unexplained = []
+        self.a11y = Accessibility()
 
     # declaring what a test expects
 
@@ -282,10 +292,13 @@ class Guard:
     def watch(self, page):
         navigations = [0]
         started = {}
+        aborted = []  # (url, detail) of this page's aborts reported before a navigation explains them
+        self.unexplained.append(aborted)
 
         def on_request(request):
             if request.is_navigation_request() and request.frame == page.main_frame:
                 navigations[0] += 1
+                aborted.clear()  # the page being left cancelled them
             started[request] = navigations[0]
 
         def on_request_failed(request):
@@ -306,6 +319,11 @@ class Guard:
             # tab), and that abort too may be reported before the next navigation has started. A
             # stream the server breaks fails otherwise (reset, incomplete body, 5xx).
             if "ERR_ABORTED" in error and urlsplit(request.url).path == "/events":
+                return
+            # Any other abort (a script of a page being left) may also be reported before the
+            # navigation that caused it: it counts only if no navigation follows by the end.
+            if "ERR_ABORTED" in error:
+                aborted.append((request.url, f"{request.method} {error}"))
                 return
             self._add("requestfailed", request.url, f"{request.method} {error}")
 
@@ -333,6 +351,11 @@ class Guard:
         """Close the browser contexts (delivering their last events), read the server log, and
         return the problems nobody declared. Safe to call twice."""
         if not self.closing:
+            for violation in self.a11y.finish():
+                self._add("a11y", violation.url, str(violation))
+            for aborted in self.unexplained:  # (what closing the contexts cancels is not counted)
+                for url, detail in list(aborted):
+                    self._add("requestfailed", url, detail)
             while self.closers:
                 self.closers.pop()()  # closing delivers pending events, then cancels what's in flight
             self.closing = True
@@ -401,6 +424,7 @@ def new_context(browser, server, guard):
         context = browser.new_context(base_url=server.url, extra_http_headers=headers, **DEVICES[device], **options)
         context.set_default_timeout(ACTION_TIMEOUT_MS)
         context.on("page", guard.watch)
+        guard.a11y.watch_context(context, javascript=options.get("java_script_enabled", True))
         guard.closers.append(context.close)  # the guard closes it when it judges the test
         return context
 

@@ -80,3 +80,24 @@ def test_logging_out_ends_the_session(new_context):
     expect(page.get_by_role("status")).to_have_text("You are logged out.")
     page.goto("/dashboard")
     expect(page).to_have_url(re.compile(r"/login\?next=%2Fdashboard$"))
+
+
+def test_logging_out_in_one_tab_stops_the_live_stream_of_every_tab(new_context):
+    """The server ends a person's streams at log-out; the browser's tabs stop theirs first, so none
+    reconnects into a 401 (the guard fails the test on any 4xx or console error)."""
+    context = new_context()
+    first = context.new_page()
+    login(first, DEMO_BUYER)
+    first.goto("/inbox")
+    second = context.new_page()
+    second.goto("/saved")
+    for page in (first, second):
+        expect(page.locator("#sse")).to_have_attribute("data-state", "live")
+
+    second.get_by_role("button", name="Log out").click()
+
+    expect(second.get_by_role("status")).to_have_text("You are logged out.")
+    expect(first.locator("#sse")).to_have_attribute("data-state", "closed")
+    expect(first.locator("#connection")).to_be_hidden()
+    first.wait_for_timeout(1500)  # longer than a reconnect takes: nothing is tried meanwhile
+    expect(first.locator("#sse")).to_have_attribute("data-state", "closed")

@@ -32,3 +32,16 @@ def test_without_javascript_a_seller_logs_in_and_logs_out(new_context):
 
     page.get_by_role("button", name="Log out").click()
     expect(page.get_by_role("status")).to_have_text("You are logged out.")
+
+
+def test_without_javascript_the_phone_filters_open_and_filter(new_context):
+    page = new_context("phone", java_script_enabled=False).new_page()
+    page.goto("/search")
+    filters = page.get_by_role("search", name="Filter listings")
+    expect(filters).to_be_hidden()
+    page.locator(".search-fold > summary").click()  # a <details>: the browser opens it
+    filters.get_by_label("Category").select_option(label="Lighting")
+    filters.get_by_role("button", name="Search").click()
+    expect(page).to_have_url(re.compile(r"/search\?.*category=lighting"))
+    expect(page.locator(".active-filters")).to_contain_text("Lighting")
+    expect(listing_cards(page).first).to_be_in_viewport()

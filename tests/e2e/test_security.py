@@ -52,7 +52,7 @@ def test_markup_injected_into_a_page_cannot_run_script(new_context, guard):
 
     page.evaluate("""() => {
       const box = document.createElement('div');
-      box.innerHTML = '<img id="bait" src="/static/img/favicon.svg" onload="window.__pwned = 1">';
+      box.innerHTML = '<img id="bait" alt="" src="/static/img/favicon.svg" onload="window.__pwned = 1">';
       document.body.append(box);
       const script = document.createElement('script');
       script.textContent = 'window.__pwned = 2';

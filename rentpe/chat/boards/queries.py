@@ -3,15 +3,17 @@ from dataclasses import dataclass
 
 from flask import abort
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased, selectinload
 from werkzeug.exceptions import Forbidden, NotFound
 
 from ...accounts.models import User
 from ...extensions import db
 from ...listings.models import LIVE, Favourite, Listing
-from ..models import BUYER, DIRECT, GROUP, OWNER, SELLER, Conversation, Participant
+from ..blocks import Block
+from ..models import BUYER, DIRECT, GROUP, MODERATED, OWNER, SELLER, Conversation, Participant
 from ..queries import get_conversation_for_participant
+from .models import BoardInvitation
 
 
 class BoardGone(Forbidden):
@@ -92,7 +94,13 @@ def invite_candidates(board, owner_id, limit=100):
         reasons.setdefault(user_id, "You talked")
     for user_id, title in saved:
         reasons.setdefault(user_id, f"Saved: {title}")
-    ids = [u for u in reasons if u not in current and u != owner_id]
+    # Not offered: anyone a block stands between the owner and, either way round, and anyone a
+    # moderator removed from this board (services refuse them too).
+    barred = set(db.session.scalars(select(Block.blocked_id).where(Block.blocker_id == owner_id))) | set(
+        db.session.scalars(select(Block.blocker_id).where(Block.blocked_id == owner_id))) | set(
+        db.session.scalars(select(Participant.user_id).where(Participant.conversation_id == board.id,
+                                                             Participant.left_reason == MODERATED)))
+    ids = [u for u in reasons if u not in current and u != owner_id and u not in barred]
     users = {u.id: u for u in db.session.scalars(
         select(User).where(User.id.in_(ids)).options(selectinload(User.seller_profile)))} if ids else {}
     return [Candidate(users[u], reasons[u]) for u in ids if u in users and users[u].is_seller]
@@ -140,3 +148,30 @@ def co_members(user_id, limit=50):
         select(Participant.user_id)
         .where(Participant.conversation_id.in_(boards), Participant.left_at.is_(None), Participant.user_id != user_id)
     )))
+
+
+def pending_invitations(user_id, limit=50):
+    """The open boards `user_id` is invited to, newest invitation first."""
+    return db.session.scalars(
+        select(BoardInvitation).join(Conversation, Conversation.id == BoardInvitation.conversation_id)
+        .where(BoardInvitation.user_id == user_id, Conversation.closed_at.is_(None))
+        .options(selectinload(BoardInvitation.board), selectinload(BoardInvitation.invited_by))
+        .order_by(BoardInvitation.created_at.desc()).limit(limit)
+    ).all()
+
+
+def pending_invitation_count(user_id):
+    return db.session.scalar(
+        select(func.count()).select_from(BoardInvitation)
+        .join(Conversation, Conversation.id == BoardInvitation.conversation_id)
+        .where(BoardInvitation.user_id == user_id, Conversation.closed_at.is_(None))
+    )
+
+
+def get_invitation_for_invitee(board_id, user=None):
+    """The logged-in user's invitation to board `board_id`, else 404 (nobody learns of others')."""
+    user = user or current_user
+    invitation = db.session.get(BoardInvitation, (board_id, user.id))
+    if invitation is None:
+        abort(404)
+    return invitation

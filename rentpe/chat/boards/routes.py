@@ -6,20 +6,21 @@ back (they work without JavaScript; every open tab, the actor's included, is upd
 stream). Destructive ones go through a confirmation page, so no live fragment ever needs to carry
 a CSRF token (fragments are rendered in someone else's request).
 """
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from ... import realtime
+from ... import ratelimits, realtime
 from ...accounts.services import get_user_by_email
 from ...http import int_arg, is_htmx
 from ...listings.guards import get_listing_for_viewer
+from .. import events as chat_events
 from .. import queries as chat_queries
 from .. import services as chat_services
 from ..models import GROUP, ORGANISER, SELLER
 from ..routes import page_of
 from . import queries, services
 from .forms import BoardForm, InviteForm, ShareForm
-from .queries import BoardGone, get_board_for_member, get_board_for_owner
+from .queries import BoardGone, get_board_for_member, get_board_for_owner, get_invitation_for_invitee
 
 bp = Blueprint("boards", __name__)
 
@@ -36,8 +37,15 @@ def new():
     return render_template("chat/board_new.html", form=BoardForm())
 
 
+def create_refused(message):
+    return render_template("chat/board_new.html", form=BoardForm(), error=message)
+
+
 @bp.post("/boards")
 @login_required
+@ratelimits.limit(ratelimits.BOARDS_PER_USER, ratelimits.per_user, count=ratelimits.successes, refused=create_refused)
+@ratelimits.limit(ratelimits.NEW_CONVERSATIONS_PER_NEW_ACCOUNT, ratelimits.per_user, count=ratelimits.successes,
+                  refused=create_refused, exempt_when=ratelimits.not_a_new_account)
 def create():
     form, error = BoardForm(), None
     if form.validate_on_submit():
@@ -54,11 +62,13 @@ def create():
 @login_required
 def show(board_id):
     board = get_board_for_member(board_id)
-    before = int_arg("before")
-    messages, has_older = chat_queries.history(board.id, before=before)
-    if before is None and messages:
-        chat_services.mark_read(board, current_user, messages[-1].id)  # as for a private conversation
-    return render_board(board, messages=messages, has_older=has_older, before=before)
+    page = chat_queries.window(board.id, before=int_arg("before"), after=int_arg("after"), around=int_arg("around"))
+    messages, has_older, before = page.messages, page.has_older, page.before
+    if page.is_newest and messages:
+        # As for a private conversation; the others' open pages see that I have seen it.
+        if chat_services.mark_read(board, current_user, messages[-1].id):
+            chat_events.send_seen_by(board, current_user.id)
+    return render_board(board, messages=messages, has_older=has_older, before=before, has_newer=page.has_newer)
 
 
 @page_of(GROUP)
@@ -76,8 +86,13 @@ def render_board(board, status=200, messages=None, has_older=False, before=None,
     ), status
 
 
+def share_refused(message):
+    return render_board(get_board_for_member(request.view_args["board_id"]), share_error=message)[0]
+
+
 @bp.post("/boards/<int:board_id>/share")
 @login_required
+@ratelimits.limit(ratelimits.MESSAGES_PER_USER, ratelimits.per_user, count=ratelimits.accepted, refused=share_refused)
 def share(board_id):
     board = get_board_for_member(board_id)
     form = ShareForm()
@@ -85,6 +100,7 @@ def share(board_id):
         abort(400)
     listing = get_listing_for_viewer(form.listing_id.data)
     try:
+        services.check_shareable(listing)
         chat_services.send_message(board, current_user, (form.body.data or "").strip() or listing.title,
                                    form.client_key.data, listing_id=listing.id)
     except chat_services.ChatError as exc:
@@ -125,28 +141,68 @@ def update(board_id):
     return render_manage(board, form, invite_form(board, formdata=None), 422)
 
 
+def invite_refused(message):
+    board = get_board_for_owner(request.view_args["board_id"])
+    return render_manage(board, BoardForm(obj=board), invite_form(board), invite_error=message)[0]
+
+
+INVITED = "If someone on RentPe uses {email}, they'll find your invitation in their inbox and can accept it."
+
+
 @bp.post("/boards/<int:board_id>/members")
 @login_required
+@ratelimits.limit(ratelimits.BOARD_INVITES_PER_USER, ratelimits.per_user, refused=invite_refused)
+@ratelimits.limit(ratelimits.NEW_CONVERSATIONS_PER_NEW_ACCOUNT, ratelimits.per_user, refused=invite_refused,
+                  exempt_when=ratelimits.not_a_new_account)
 def invite(board_id):
+    """Sellers the owner talks with are added at once; an e-mail address gets an invitation, and
+    the answer is the same whether or not anyone uses it."""
     board = get_board_for_owner(board_id)
     form = invite_form(board)
     if not form.validate_on_submit():
         return render_manage(board, BoardForm(obj=board), form, 422)
     chosen = {c.user.id: c.user for c in form.candidates}
-    invites = [(chosen[uid], SELLER) for uid in form.sellers.data]
-    if form.email.data:
-        organiser = get_user_by_email(form.email.data)
-        if organiser is None or organiser.id == current_user.id:
-            return render_manage(board, BoardForm(obj=board), form, 422,
-                                 invite_error="No one else on RentPe uses that e-mail address.")
-        invites.append((organiser, ORGANISER))
-    if not invites:
+    sellers = [(chosen[uid], SELLER) for uid in form.sellers.data]
+    if not sellers and not form.email.data:
         return render_manage(board, BoardForm(obj=board), form, 422, invite_error="Choose a seller or enter an e-mail address.")
     try:
-        services.add_members(board, current_user, invites)
+        services.add_members(board, current_user, sellers)
+        if form.email.data:
+            services.invite_by_email(board, current_user, get_user_by_email(form.email.data), ORGANISER)
     except services.BoardError as exc:
         return render_manage(board, BoardForm(obj=board), form, exc.status, invite_error=str(exc))
+    if form.email.data:
+        flash(INVITED.format(email=form.email.data.strip()), "info")
     return redirect(url_for("boards.manage", board_id=board.id), code=303)
+
+
+# Invitations: the invited person accepts or declines -------------------------------------------
+
+@bp.get("/boards/invitations")
+@login_required
+def invitations():
+    return render_template("chat/board_invitations.html", invitations=queries.pending_invitations(current_user.id))
+
+
+@bp.post("/boards/<int:board_id>/invitation/<any(accept, decline):answer>")
+@login_required
+def answer_invitation(board_id, answer):
+    invitation = get_invitation_for_invitee(board_id)
+    if answer == "decline":
+        services.decline_invitation(invitation)
+        flash("Invitation declined.", "info")
+        return redirect(url_for("boards.invitations"), code=303)
+    try:
+        board = services.accept_invitation(invitation, current_user)
+    except services.BoardError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("boards.invitations"), code=303)
+    return redirect(url_for("boards.show", board_id=board.id), code=303)
+
+
+@bp.app_template_global("board_invitation_count")
+def board_invitation_count():
+    return queries.pending_invitation_count(current_user.id) if current_user.is_authenticated else 0
 
 
 # Confirmed actions: GET shows the question, POST does it -------------------------------------

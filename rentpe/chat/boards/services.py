@@ -15,15 +15,18 @@ ascending user order, and a second call could take them out of order and deadloc
 """
 from datetime import date, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from ... import realtime
+from ...database import insert_for
 from ...extensions import db
 from ...listings.services import normalise_city
 from ...models_base import utcnow
+from ..blocks import block_state
 from ..hiding import BY_OWNER, hide_message
-from ..models import GROUP, LEFT, ORGANISER, OWNER, REMOVED, SELLER, Conversation, Participant
+from ..models import GROUP, LEFT, MODERATED, ORGANISER, OWNER, REMOVED, SELLER, Conversation, Participant
 from ..services import ChatError, _lock_conversation
+from .models import BoardInvitation
 
 BOARD = "chat.board"
 # Every message is one event row per member and a render per member (bench/README.md measures a
@@ -82,9 +85,11 @@ def update_board(board, actor, title, event_date, city):
 
 
 def add_members(board, actor, invites):
-    """Add `invites` ([(user, role)…], role `seller` or `organiser`) as members. People who are
-    members already are skipped; former members come back (with the whole history, read up to
-    now). Returns the users added."""
+    """Add `invites` ([(user, role)…], role `seller` or `organiser`) as members at once: for sellers
+    the owner already talks with (the route offers only those), or someone accepting an invitation.
+    People who are members already are skipped; former members come back (with the whole history,
+    read up to now). Nobody is added across a block, either way round, nor back after a moderator
+    removed them. Returns the users added."""
     invites = [(user, role) for user, role in invites if user is not None]
     if any(role not in ROLES for _, role in invites):
         raise ValueError("members are invited as sellers or co-organisers")
@@ -94,6 +99,10 @@ def add_members(board, actor, invites):
     adding = {}
     for user, role in invites:
         if user.id not in current and user.id not in adding:
+            refusal = _admission_refusal(board.owner_id, user, rows.get(user.id))
+            if refusal:
+                db.session.rollback()
+                raise BoardError(refusal, status=409)
             adding[user.id] = (user, role)
     if not adding:
         db.session.rollback()
@@ -101,18 +110,97 @@ def add_members(board, actor, invites):
     if len(current) + len(adding) > MAX_MEMBERS:
         db.session.rollback()
         raise BoardError(f"A board can have at most {MAX_MEMBERS} members.")
-    now = utcnow()
     for user_id, (user, role) in adding.items():
-        fresh = dict(role=role, joined_at=now, left_at=None, left_reason=None, unread_count=0,
-                     last_read_message_id=last_message_id, last_read_at=now,
-                     delivered_message_id=last_message_id, delivered_at=now)
-        if user_id in rows:
-            db.session.execute(update(Participant).where(Participant.conversation_id == board.id,
-                                                         Participant.user_id == user_id).values(**fresh))
-        else:
-            db.session.add(Participant(conversation_id=board.id, user_id=user_id, **fresh))
+        _admit(board.id, user_id, role, last_message_id, user_id in rows)
+    db.session.execute(delete(BoardInvitation).where(BoardInvitation.conversation_id == board.id,
+                                                     BoardInvitation.user_id.in_(list(adding))))
     _changed(board.id)
     return [user for user, _ in adding.values()]
+
+
+def invite_by_email(board, actor, user, role=ORGANISER):
+    """The owner invites whoever uses an e-mail address (`user`, None when nobody does). The
+    invited person becomes a member only if they accept. Nothing is said back either way (the
+    form answers the same whether the address has an account): no invitation is made to nobody,
+    to the owner, to a member, across a block or to someone a moderator removed."""
+    _lock_for_owner(board, actor, open_only=True)
+    if user is None or user.id == actor.id:
+        db.session.rollback()
+        return False
+    row = db.session.get(Participant, (board.id, user.id))
+    if (row is not None and row.left_at is None) or _admission_refusal(board.owner_id, user, row):
+        db.session.rollback()
+        return False
+    made = db.session.execute(
+        insert_for(db.session, BoardInvitation).values(conversation_id=board.id, user_id=user.id, role=role,
+                                                        invited_by_id=actor.id, created_at=utcnow())
+        .on_conflict_do_nothing()
+    ).rowcount
+    db.session.commit()
+    return bool(made)
+
+
+def accept_invitation(invitation, user):
+    """The invited person joins the board (with its history, read up to now)."""
+    board_id = invitation.conversation_id
+    _lock_conversation(board_id)
+    last_message_id = _last_message_id(board_id)
+    invitation = db.session.get(BoardInvitation, (board_id, user.id), populate_existing=True)
+    if invitation is None:
+        db.session.rollback()
+        raise BoardError("This invitation is no longer open.", status=404)
+    board = db.session.get(Conversation, board_id)
+    row = db.session.get(Participant, (board_id, user.id))
+    refusal = ("This board is closed." if board.closed_at is not None
+               else _admission_refusal(board.owner_id, user, row, joining=True))
+    if refusal is None and len(_current_member_ids(board_id)) >= MAX_MEMBERS:
+        refusal = f"This board already has {MAX_MEMBERS} members."
+    db.session.delete(invitation)
+    if refusal:
+        db.session.commit()  # the invitation goes: it can't be accepted
+        raise BoardError(refusal, status=409)
+    if row is None or row.left_at is not None:
+        _admit(board_id, user.id, invitation.role, last_message_id, row is not None)
+    _changed(board_id)
+    return board
+
+
+def decline_invitation(invitation):
+    db.session.delete(invitation)
+    db.session.commit()
+
+
+def _admission_refusal(owner_id, user, row, joining=False):
+    """Why `user` can't be made a member of this owner's board, or None."""
+    if row is not None and row.left_reason == MODERATED:
+        return (f"A moderator removed {user.display_name} from this board." if not joining
+                else "A moderator removed you from this board.")
+    if block_state(owner_id, user.id) is not None:
+        return (f"You can't add {user.display_name} to a board." if not joining
+                else "You can't join this board.")
+    return None
+
+
+def _admit(board_id, user_id, role, last_message_id, existed):
+    now = utcnow()
+    fresh = dict(role=role, joined_at=now, left_at=None, left_reason=None, unread_count=0,
+                 last_read_message_id=last_message_id, last_read_at=now,
+                 delivered_message_id=last_message_id, delivered_at=now)
+    if existed:
+        db.session.execute(update(Participant).where(Participant.conversation_id == board_id,
+                                                     Participant.user_id == user_id).values(**fresh))
+    else:
+        db.session.add(Participant(conversation_id=board_id, user_id=user_id, **fresh))
+
+
+def _last_message_id(board_id):
+    return db.session.scalar(select(Conversation.last_message_id).where(Conversation.id == board_id)) or 0
+
+
+def check_shareable(listing):
+    """Only a live listing can be shared into a board: a draft or paused one is the seller's own."""
+    if not listing.is_live:
+        raise BoardError("Only live listings can be shared. Publish it first.", status=409)
 
 
 def remove_member(board, actor, user_id):
@@ -122,6 +210,18 @@ def remove_member(board, actor, user_id):
         db.session.rollback()
         raise BoardError("You own this board: close it instead of removing yourself.", status=409)
     return _depart(board.id, user_id, REMOVED)
+
+
+def remove_member_as_moderator(board, user_id):
+    """A moderator removes a member (the owner can't add them back, nor invite them again). False
+    if they weren't a member. The owner can't be removed: a moderator closes the board instead."""
+    _lock_conversation(board.id)
+    if user_id == board.owner_id:
+        db.session.rollback()
+        raise BoardError("The owner can't be removed from their board.", status=409)
+    db.session.execute(delete(BoardInvitation).where(BoardInvitation.conversation_id == board.id,
+                                                     BoardInvitation.user_id == user_id))
+    return _depart(board.id, user_id, MODERATED)
 
 
 def leave_board(board, user):
