@@ -2,6 +2,8 @@
 import re
 from datetime import timedelta
 
+import sqlalchemy as sa
+
 from rentpe.bookings.models import Booking
 from rentpe.extensions import db
 from rentpe.models_base import utcnow
@@ -31,5 +33,7 @@ def booking_from(response):
 
 
 def reload(booking):
+    """The booking as stored now, even when a worker round has removed the session it came from."""
+    (booking_id,) = sa.inspect(booking).identity
     db.session.expire_all()
-    return db.session.get(Booking, booking.id)
+    return db.session.get(Booking, booking_id)

@@ -51,6 +51,8 @@ ROUTES = {
     "admin.review_flagged": ("post", "/admin/flagged/{m}/review", {}, 303),
     "admin.report": ("get", "/admin/reports/{r}", None, 200),
     "admin.reported_conversation": ("get", "/admin/reports/{r}/conversation", None, 200),
+    # no photo in this case's conversation: a moderator's 404 (test_message_photos.py serves a real one)
+    "admin.report_photo": ("get", "/admin/reports/{r}/photos/large/{m}", None, 404),
     "admin.resolve": ("post", "/admin/reports/{r}/resolve", {"note": "Checked"}, 303),
     "admin.hide_message": ("post", "/admin/messages/{m}/hide", {"reason": "UPI", "report_id": "{r}"}, 303),
     "admin.listing_action": ("post", "/admin/listings/{l}/pause", {"reason": "Scam"}, 303),

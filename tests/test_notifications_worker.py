@@ -125,8 +125,9 @@ def test_the_embedded_server_runs_the_worker_too(app, smtp, make_user, seller_, 
     server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT)
     try:
-        wait_until(lambda: len(list((tmp_path / "mail").glob("*.eml"))) == 2)
-        assert statuses() == {SENT: 2}
+        # The file is written before its row is marked sent: wait for both rows, then count the files.
+        wait_until(lambda: statuses() == {SENT: 2})
+        assert len(list((tmp_path / "mail").glob("*.eml"))) == 2
     finally:
         server.terminate()
         output = server.communicate(timeout=15)[0].decode()
