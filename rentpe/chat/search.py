@@ -26,7 +26,7 @@ from ..accounts.models import User
 from ..database import is_postgresql
 from ..extensions import db
 from ..listings.models import Listing
-from ..listings.search import MIN_PREFIX_CHARS, CrossJoin, clean_text, search_terms
+from ..listings.search import MIN_PREFIX_CHARS, CrossJoin, clean_text, postgres_tsquery, search_terms
 from ..paging import Page
 from .blocks import Block
 from .models import GROUP, Conversation, Message, Participant
@@ -241,18 +241,8 @@ class _Postgres:
     """messages.search_vector @@ (websearch_to_tsquery(words) && prefix tsquery), as listing search."""
 
     def __init__(self, terms, prefix):
-        config = literal_column("'english'")
-        complete, last = (terms[:-1], terms[-1]) if prefix and len(terms[-1]) >= MIN_PREFIX_CHARS else (terms, None)
-        parts = []
-        if complete:
-            parts.append(func.websearch_to_tsquery(config, " ".join(complete)))
-        if last:
-            parts.append(func.to_tsquery(config, f"'{last}':*"))
-        tsquery = parts[0]
-        for part in parts[1:]:
-            tsquery = tsquery.op("&&")(part)
-        self.tsquery = tsquery
-        self.config = config
+        self.tsquery = postgres_tsquery(terms, prefix and len(terms[-1]) >= MIN_PREFIX_CHARS)
+        self.config = literal_column("'english'")
 
     def newest_first(self, stmt):
         matches = literal_column("messages.search_vector").op("@@", return_type=Boolean)(self.tsquery)

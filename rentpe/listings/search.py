@@ -421,23 +421,29 @@ def _compile_cross_join(join, compiler, asfrom=False, from_linter=None, **kw):
     return f"{left} CROSS JOIN {right} ON {on}"
 
 
+def postgres_tsquery(terms, prefix):
+    """websearch_to_tsquery(words) && to_tsquery('last':*): every term must match, the last one
+    as a prefix when `prefix`. The terms come from `search_terms` (plain words: no quotes, no
+    '-', no backslash, stop words such as "or" removed), so websearch_to_tsquery reads them as
+    words that must all be present and the last is safe to quote as a lexeme."""
+    config = literal_column("'english'")
+    complete, last = (terms[:-1], terms[-1]) if prefix else (terms, None)
+    parts = []
+    if complete:
+        parts.append(func.websearch_to_tsquery(config, " ".join(complete)))
+    if last:
+        parts.append(func.to_tsquery(config, f"'{last}':*"))
+    tsquery = parts[0]
+    for part in parts[1:]:
+        tsquery = tsquery.op("&&")(part)
+    return tsquery
+
+
 class _PostgresKeywords:
     """search_vector @@ (websearch_to_tsquery(words) && prefix tsquery); `score` is ts_rank."""
 
     def __init__(self, terms, prefix):
-        config = literal_column("'english'")
-        complete, last = (terms[:-1], terms[-1]) if prefix else (terms, None)
-        parts = []
-        if complete:
-            # The terms are plain words (no quotes, no '-', stop words such as "or" removed), so
-            # websearch_to_tsquery reads them as words that must all be present.
-            parts.append(func.websearch_to_tsquery(config, " ".join(complete)))
-        if last:
-            # A quoted lexeme with the prefix flag; the term holds no quote or backslash.
-            parts.append(func.to_tsquery(config, f"'{last}':*"))
-        tsquery = parts[0]
-        for part in parts[1:]:
-            tsquery = tsquery.op("&&")(part)
+        tsquery = postgres_tsquery(terms, prefix)
         vector = literal_column("listings.search_vector")
         self.condition = vector.op("@@", return_type=Boolean)(tsquery)
         # ts_rank is higher for a better match; negated so that both databases sort it ascending.
