@@ -132,3 +132,23 @@ def test_the_embedded_server_runs_the_worker_too(app, smtp, make_user, seller_, 
         server.terminate()
         output = server.communicate(timeout=15)[0].decode()
     assert "Missed-message e-mail: the worker runs in this process" in output
+
+
+def test_a_failing_job_in_a_round_is_logged_and_the_e_mails_still_go(app, smtp, make_user, seller_, monkeypatch,
+                                                                      caplog):
+    """One job's error (here the booking expiry, as if its query failed) never ends the worker
+    nor keeps the round's other jobs from running."""
+    from rentpe.bookings import services as bookings
+
+    make_due(make_user, seller_, 2)
+
+    def broken(now=None):
+        db.session.execute(select(func.count()).select_from(Notification))  # a transaction is open
+        raise RuntimeError("the expiry query failed")
+
+    monkeypatch.setattr(bookings, "expire_due", broken)
+    lines = []
+    worker.run(once=True, echo=lines.append, handle_signals=False)
+    assert "booking expiry round failed" in caplog.text and "the expiry query failed" in caplog.text
+    assert any("2 sent" in line for line in lines), lines
+    assert statuses() == {SENT: 2}

@@ -337,20 +337,26 @@ def _fail(row, now, config, reason, done):
     done.errors.append(reason)
 
 
+def _guarded(what, job, failed):
+    """`job()`, then the session is removed (a long-running worker starts each job afresh); a
+    failure is logged and rolled back and gives `failed`: one job's error never ends the worker."""
+    try:
+        return job()
+    except Exception:
+        log.exception("%s failed", what)
+        db.session.rollback()
+        return failed
+    finally:
+        db.session.remove()
+
+
 def expire_bookings(echo=print, now=None):
     """Booking requests and quotes left unanswered expire in the same worker's rounds (what
     `flask --app app bookings expire` does on its own). Several workers at once expire each at
     most once: the change is a conditional UPDATE."""
     from ..bookings.services import expire_due
 
-    try:
-        expired = expire_due(now)
-    except Exception:
-        log.exception("booking expiry round failed")
-        db.session.rollback()
-        return 0
-    finally:
-        db.session.remove()
+    expired = _guarded("booking expiry round", lambda: expire_due(now), 0)
     if expired:
         echo(f"bookings: {expired} request(s) or quote(s) expired")
     return expired
@@ -366,15 +372,9 @@ def prune_events(echo=print, stop=None):
     from .. import realtime
 
     config = current_app.config
-    try:
-        removed = realtime.prune_events(config["EVENT_RETENTION_DAYS"], config["STREAM_REPLAY_LIMIT"],
-                                        pause=PRUNE_PAUSE_S, stop=stop.is_set if stop is not None else None)
-    except Exception:
-        log.exception("event prune failed")
-        db.session.rollback()
-        return 0
-    finally:
-        db.session.remove()
+    removed = _guarded("event prune", lambda: realtime.prune_events(
+        config["EVENT_RETENTION_DAYS"], config["STREAM_REPLAY_LIMIT"],
+        pause=PRUNE_PAUSE_S, stop=stop.is_set if stop is not None else None), 0)
     if removed:
         echo(f"events: {removed} pruned")
     return removed
@@ -393,14 +393,7 @@ def run(stop=None, once=False, echo=print, handle_signals=True):
             prune_events(echo, stop)
             next_prune = time.monotonic() + current_app.config["EVENT_PRUNE_EVERY_S"]
         expire_bookings(echo)
-        try:
-            done = run_once()
-        except Exception:
-            log.exception("notifications round failed")
-            db.session.rollback()
-            done = Round()
-        finally:
-            db.session.remove()
+        done = _guarded("notifications round", run_once, None) or Round()
         if done.claimed:
             echo(f"notifications: {done.sent} sent, {done.cancelled} cancelled, {done.postponed} postponed,"
                  f" {done.failed} to retry")
