@@ -393,7 +393,7 @@ def run(stop=None, once=False, echo=print, handle_signals=True):
             prune_events(echo, stop)
             next_prune = time.monotonic() + current_app.config["EVENT_PRUNE_EVERY_S"]
         expire_bookings(echo)
-        done = _guarded("notifications round", run_once, None) or Round()
+        done = _guarded("notifications round", run_once, Round())
         if done.claimed:
             echo(f"notifications: {done.sent} sent, {done.cancelled} cancelled, {done.postponed} postponed,"
                  f" {done.failed} to retry")

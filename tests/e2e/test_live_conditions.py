@@ -1,17 +1,17 @@
 """The live chat under real conditions: many tabs over HTTP/1.1, a network that drops, a send cut
 in the middle. The server is gunicorn without HTTP/2, so a browser has six connections to it."""
-import email.policy
+import io
 import re
 import select
 import socket
 import struct
 import threading
 import time
-from email.parser import BytesParser
-from urllib.parse import parse_qs
 
 import pytest
 from playwright.sync_api import expect
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
 
 from tests.e2e.browser import screenshot
 from tests.e2e.conftest import ACTION_TIMEOUT_MS, DEVICES, VISITOR_ADDRESSES
@@ -136,16 +136,16 @@ def leader_of(pages):
 
 
 def form_fields(request):
-    """The text fields of a form POST as the browser sent it: multipart (the composer takes photos)
-    or url-encoded."""
-    content_type = request.headers.get("content-type", "")
+    """The text fields of a form POST as the browser sent it (multipart: the composer takes
+    photos), read by the same parser as the server's."""
     body = request.post_data_buffer or b""
-    if content_type.startswith("multipart/"):
-        parsed = BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-        return {part.get_param("name", header="content-disposition"): part.get_content()
-                for part in parsed.iter_parts() if part.get_filename() is None}
-    return {key: values[0] for key, values in parse_qs(body.decode()).items()}
+    environ = EnvironBuilder(method="POST", input_stream=io.BytesIO(body), content_length=len(body),
+                             content_type=request.headers.get("content-type", "")).get_environ()
+    parsed = Request(environ)
+    try:
+        return parsed.form.to_dict()
+    finally:
+        parsed.close()  # the photo parts it spooled
 
 
 def wait_until(page, check, seconds, what):
