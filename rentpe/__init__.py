@@ -48,9 +48,11 @@ def register_extensions(app):
     csrf.init_app(app)
     # Templates get the `current_user` proxy, not the loaded user: a fragment rendered for a live
     # stream (a receipt, a presence change) never needs the account of the request it runs in,
-    # and Flask-Login's own context processor would load it (a query) for every render.
+    # and Flask-Login's own context processor would load it (a query) for every render. A global,
+    # set once, rather than a context processor run for every render (a message renders several
+    # fragments).
     login_manager.init_app(app, add_context_processor=False)
-    app.context_processor(lambda: {"current_user": current_user})
+    app.jinja_env.globals["current_user"] = current_user
     from .accounts.services import load_user_from_session
 
     login_manager.user_loader(load_user_from_session)

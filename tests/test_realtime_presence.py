@@ -91,6 +91,27 @@ def test_the_watch_refreshes_every_due_stream_in_one_round_trip(app, buyer, sell
     assert realtime.presence.online([buyer.id, seller.id]) == {buyer.id, seller.id}
 
 
+def test_streams_opened_apart_are_refreshed_in_one_round_trip_from_then_on(app, buyer, seller, buyer_client,
+                                                                          make_client, open_stream, monkeypatch):
+    """An idle worker's streams opened over several seconds do not each cost a round trip to
+    Redis a round: an entry refreshed a while ago goes along with the one that is due."""
+    app.config.update(STREAM_HEARTBEAT_SECONDS=1.0, STREAM_CHECK_SECONDS=0.1, PRESENCE_TTL_SECONDS=3)
+    presence = app.extensions["realtime"].presence
+    batches = []
+    refresh_many = presence.refresh_many
+    monkeypatch.setattr(presence, "refresh_many",
+                        lambda entries: batches.append((time.monotonic(), len(entries))) or refresh_many(entries))
+    seller_client = make_client()
+    seller_client.login(seller)
+    for client in (buyer_client, buyer_client, seller_client):  # 0.35 s apart: more than a round
+        open_stream(client).next()
+        time.sleep(0.35)
+    time.sleep(3.0)
+    later = [size for at, size in batches if at > time.monotonic() - 2.0]
+    assert later and set(later) == {3}  # every round trip of the last two heartbeats carries all three
+    assert realtime.presence.online([buyer.id, seller.id]) == {buyer.id, seller.id}
+
+
 def test_a_live_stream_refreshes_its_presence_on_every_heartbeat(app, buyer, buyer_client, open_stream):
     # Outlives the expiry two and a half times over on heartbeats every 0.05 s (a generous margin:
     # a loaded machine may pause the reading loop for a few hundred milliseconds).

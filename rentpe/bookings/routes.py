@@ -210,16 +210,19 @@ def set_blocked(listing_id):
     return redirect(url_for("bookings.calendar", listing_id=listing.id, month=day.strftime("%Y-%m")), code=303)
 
 
-@bp.app_context_processor
-def booking_template_globals():
-    def requests_count():
-        if not (current_user.is_authenticated and current_user.is_seller):
-            return ""
-        return events.requests_count(current_user.id)
+def requests_count():
+    if not (current_user.is_authenticated and current_user.is_seller):
+        return ""
+    return events.requests_count(current_user.id)
 
-    return {"booking_dates": services.dates_text, "booking_requests_count": requests_count,
-            "booking_status": services.shown_status, "booking_contact_flags": services.contact_flags,
-            "booking_next_days": next_days}
+
+@bp.record_once
+def booking_template_globals(state):
+    """Bookings' helpers for every template, set once as Jinja globals (see chat's)."""
+    state.app.jinja_env.globals.update({
+        "booking_dates": services.dates_text, "booking_requests_count": requests_count,
+        "booking_status": services.shown_status, "booking_contact_flags": services.contact_flags,
+        "booking_next_days": next_days})
 
 
 def next_days(listing_id, days=14):

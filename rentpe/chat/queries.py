@@ -226,10 +226,15 @@ def _rows_of(query):
                      listings.get(p.conversation.last_listing_id)) for p in participants]
 
 
+# Built once and run on the connection (no ORM entities): every new message's live inbox row reads it.
+_LISTING_IDS = (select(Message.__table__.c.listing_id).distinct()
+                .where(Message.__table__.c.conversation_id == bindparam("conversation_id"),
+                       Message.__table__.c.listing_id.is_not(None)))
+
+
 def listing_ids_of(conversation_id):
     """The listings a conversation's messages asked about (the dashboard's inbox by listing)."""
-    return db.session.scalars(select(Message.listing_id).distinct().where(
-        Message.conversation_id == conversation_id, Message.listing_id.is_not(None))).all()
+    return db.session.connection().execute(_LISTING_IDS, {"conversation_id": conversation_id}).scalars().all()
 
 
 def inbox_row(user_id, conversation_id):

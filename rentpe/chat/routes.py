@@ -318,23 +318,28 @@ def contact_details_filter(flags):
     return describe(flag_kinds(flags))
 
 
-@bp.app_context_processor
-def chat_template_globals():
-    def unread():
-        return queries.total_unread(current_user.id) if current_user.is_authenticated else 0
+def unread_total():
+    return queries.total_unread(current_user.id) if current_user.is_authenticated else 0
 
-    def seller_inbox(listing_id=None):
-        # The first page, newest activity first; buyers waiting for an answer are shown on top of
-        # it by the rule for `.unread` in static/css/chat.css (live rows too).
-        return queries.inbox_page(current_user.id, seller_only=True, listing_id=listing_id)
 
+def seller_inbox_first_page(listing_id=None):
+    # The first page, newest activity first; buyers waiting for an answer are shown on top of
+    # it by the rule for `.unread` in static/css/chat.css (live rows too).
+    return queries.inbox_page(current_user.id, seller_only=True, listing_id=listing_id)
+
+
+@bp.record_once
+def chat_template_globals(state):
+    """Chat's helpers for every template, set once as Jinja globals (a context processor would run
+    again for every render, and a message renders several fragments)."""
     from . import cards
 
-    return {"chat_unread": unread, "chat_seller_inbox": seller_inbox, "inbox_list_id": queries.inbox_list_id,
-            "contact_client_key": services.new_client_key,
-            "message_card": cards.render, "message_is_line": cards.is_line, "message_preview": message_preview,
-            "message_editable": message_editable, "reactions_summary": changes.reactions_summary,
-            "reaction_choices": changes.REACTIONS, "max_photos_per_message": photos.MAX_PER_MESSAGE}
+    state.app.jinja_env.globals.update({
+        "chat_unread": unread_total, "chat_seller_inbox": seller_inbox_first_page,
+        "inbox_list_id": queries.inbox_list_id, "contact_client_key": services.new_client_key,
+        "message_card": cards.render, "message_is_line": cards.is_line, "message_preview": message_preview,
+        "message_editable": message_editable, "reactions_summary": changes.reactions_summary,
+        "reaction_choices": changes.REACTIONS, "max_photos_per_message": photos.MAX_PER_MESSAGE})
 
 
 def message_editable(message):

@@ -107,11 +107,7 @@ def remember_cursor():
             g.realtime_cursor = event_log.last_seq(current_user.id)
 
 
-@bp.app_context_processor
-def stream_cursor():
-    return {"realtime_cursor": page_cursor}
-
-
+@bp.app_template_global("realtime_cursor")
 def page_cursor():
     """The `?after=` for this page's stream (read at the start of the request when possible)."""
     if "realtime_cursor" not in g:

@@ -45,6 +45,10 @@ from .hub import RESTORED
 log = logging.getLogger(__name__)
 
 
+# Of a heartbeat interval: how early an entry is refreshed along with one that is due.
+REFRESH_EARLY = 0.4
+
+
 class Watch:
     def __init__(self, hub, presence, config):
         self.hub = hub
@@ -144,14 +148,17 @@ class Watch:
     def _refresh_presence(self, subscriptions):
         """Every heartbeat interval, each stream's presence entry is extended: the due ones of
         this round in one round trip (a refresh per stream made most of an idle stream's cost)."""
-        now = time.monotonic()
-        # Due within the next tick counts as due now, so streams opened close together are
-        # refreshed together from then on.
-        tick = min(self.config["STREAM_CHECK_SECONDS"], self.config["STREAM_HEARTBEAT_SECONDS"])
-        due_after = self.config["STREAM_HEARTBEAT_SECONDS"] - tick
-        due = [s for s in subscriptions if s.stream_id is not None and now - s.refreshed >= due_after]
-        if not due:
+        now, heartbeat = time.monotonic(), self.config["STREAM_HEARTBEAT_SECONDS"]
+        # Due within the next tick counts as due now. And once one is due, so is every entry
+        # refreshed more than REFRESH_EARLY of a heartbeat ago: streams opened seconds apart are
+        # refreshed in the same round trip from then on, instead of one round trip a second (an
+        # entry lives PRESENCE_TTL_SECONDS, more than twice a heartbeat).
+        tick = min(self.config["STREAM_CHECK_SECONDS"], heartbeat)
+        due_after = heartbeat - tick
+        ages = [(s, now - s.refreshed) for s in subscriptions if s.stream_id is not None]
+        if not any(age >= due_after for _, age in ages):
             return
+        due = [s for s, age in ages if age >= due_after - REFRESH_EARLY * heartbeat]
         try:
             self.presence.refresh_many([(s.user_id, s.stream_id) for s in due])
         except Exception as exc:
