@@ -142,7 +142,11 @@ def measure(env, conversations, args):
     from rentpe import create_app
     from rentpe.extensions import db
 
-    app = create_app({"REDIS_URL": env.get("REDIS_URL")})
+    # Each message waits for its own "Delivered", which the watch records in its next round: rounds
+    # every 0.1 s (not every second) keep the run short, and streams that outlive it (a stream
+    # that ended would leave the next wait to time out).
+    app = create_app({"REDIS_URL": env.get("REDIS_URL"), "STREAM_CHECK_SECONDS": 0.1,
+                      "STREAM_LIFETIME_SECONDS": 3600})
     pairs = []
     for k in range(args.pairs):
         a, b = Person(app, 2 * k), Person(app, 2 * k + 1)

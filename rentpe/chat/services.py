@@ -363,7 +363,7 @@ def _move_delivery_cursors(user_id, up_to_by_conversation, notify):
                 .where(Participant.conversation_id == conversation_id, Participant.user_id != user_id)
             ).all()
         others = sorted(others)
-        row = db.session.execute(_MARK_DELIVERED, {
+        row = db.session.connection().execute(_MARK_DELIVERED, {
             "p_conversation": conversation_id, "p_user": user_id, "p_up_to": up_to, "p_now": now,
             "p_direct": DIRECT, "p_notify": others[0] if len(others) == 1 else None}).first()
         if row is None:
@@ -445,10 +445,12 @@ def _greatest(column, value):
     return func.greatest(column, value) if is_postgresql(db.session) else func.max(column, value)
 
 
+# Built once and run on the session's connection: every send and cursor move takes it.
+_LOCK = (update(_conversations).where(_conversations.c.id == bindparam("conversation_id"))
+         .values(id=_conversations.c.id).returning(_conversations.c.closed_at))
+
+
 def _lock_conversation(conversation_id):
     """Take the conversation's row lock for the rest of the transaction (see module docstring).
     Returns the conversation's `closed_at` as of the lock."""
-    return db.session.execute(
-        update(_conversations).where(_conversations.c.id == conversation_id).values(id=_conversations.c.id)
-        .returning(_conversations.c.closed_at)
-    ).scalar()
+    return db.session.connection().execute(_LOCK, {"conversation_id": conversation_id}).scalar()
