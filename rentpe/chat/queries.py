@@ -15,6 +15,9 @@ from .models import DIRECT, GROUP, OWNER, SELLER, Conversation, Message, Message
 
 PAGE_SIZE = 30
 
+# The tables, for the reads built without ORM entities.
+_messages, _participants = Message.__table__, Participant.__table__
+
 
 # The conversation, its people and their accounts in one query (not one per relationship), built
 # once: every chat request starts here, and `Session.get` with loader options builds its statement
@@ -227,9 +230,8 @@ def _rows_of(query):
 
 
 # Built once and run on the connection (no ORM entities): every new message's live inbox row reads it.
-_LISTING_IDS = (select(Message.__table__.c.listing_id).distinct()
-                .where(Message.__table__.c.conversation_id == bindparam("conversation_id"),
-                       Message.__table__.c.listing_id.is_not(None)))
+_LISTING_IDS = (select(_messages.c.listing_id).distinct()
+                .where(_messages.c.conversation_id == bindparam("conversation_id"), _messages.c.listing_id.is_not(None)))
 
 
 def listing_ids_of(conversation_id):
@@ -279,7 +281,6 @@ def _listings_by_id(listing_ids):
 
 
 # Hot reads (every message) as Core statements on the table, built once.
-_participants = Participant.__table__
 _users = User.__table__
 
 
