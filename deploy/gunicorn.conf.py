@@ -36,9 +36,9 @@ worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "5000"))
 # stream on it) only if its event loop is blocked this long by CPU work or unpatched C code.
 timeout = 30
 
-# On shutdown or restart, gunicorn waits this long for open requests. Streams never end on their
-# own, so every deploy would wait the full value: keep it short (5-10 s). Nothing is lost when a
-# stream is cut: the browser reconnects with Last-Event-ID and the server replays from SQL.
+# On shutdown or restart, gunicorn waits this long for open requests. Streams don't count: TERM
+# ends them at once (`post_worker_init` below). Keep it short (5-10 s) anyway: nothing is lost
+# when a stream is cut, the browser reconnects with Last-Event-ID and the server replays from SQL.
 graceful_timeout = 8
 
 # Seconds an idle keep-alive connection stays open between requests. Long enough for a page's
@@ -130,6 +130,32 @@ def post_worker_init(worker):
 
     gc.collect()
     gc.freeze()
+    _end_streams_on_term(worker)
+
+
+def _end_streams_on_term(worker):
+    """On TERM (a stop, a deploy) gunicorn stops accepting and waits up to graceful_timeout for
+    the worker's open requests, and a stream never ends by itself: every stop would wait the whole
+    time, then cut the streams, and a stream whose client left silently (nothing written to it
+    since) would hold the worker just the same. So TERM also ends the worker's streams at once
+    (`realtime.exiting`): their clients reconnect with their cursors to a worker that stays, and
+    this one exits as soon as its other requests are answered."""
+    import signal
+
+    import gevent
+
+    app = worker.wsgi
+    if "realtime" not in getattr(app, "extensions", {}):
+        return
+    from rentpe import realtime
+
+    handle_exit = worker.handle_exit  # gunicorn's: stop the serving loop
+
+    def exit_ending_streams(sig, frame):
+        handle_exit(sig, frame)
+        gevent.spawn(realtime.exiting, app)  # not in the signal handler itself: it takes locks
+
+    signal.signal(signal.SIGTERM, exit_ending_streams)
 
 
 def when_ready(server):

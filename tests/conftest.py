@@ -429,14 +429,15 @@ def _free_port():
 def live_server(app, tmp_path):
     """`live_server(**env)` -> the base URL of a new gunicorn (deploy/gunicorn.conf.py, one gevent
     worker) serving this test's database, Redis and channel prefix; `env` adds or overrides
-    settings. Each call is another process, like another host behind the proxy. Stopped after
-    the test. (tests/e2e has its own seeded server; these serve the in-process `app`'s data.)"""
+    settings, `graceful_timeout` gunicorn's (1 s here, 8 s deployed). Each call is another process,
+    like another host behind the proxy. Stopped after the test. (tests/e2e has its own seeded
+    server; these serve the in-process `app`'s data.)"""
     started = []
     # The rate limits count in the shared Redis, by user id: a test's own prefix, shared by its
     # hosts, so the users of earlier tests and runs (the same ids, other databases) count nothing.
     limits_prefix = f"rentpe-test-limits-{secrets.token_hex(4)}"
 
-    def start(**env):
+    def start(graceful_timeout=1, **env):
         port, log_path = _free_port(), tmp_path / f"gunicorn-{len(started)}.log"
         settings = {
             "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
@@ -448,7 +449,7 @@ def live_server(app, tmp_path):
             **env,
         }
         command = [str(Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "-w", "1",
-                   "-b", f"127.0.0.1:{port}", "--graceful-timeout", "1", "app:app"]
+                   "-b", f"127.0.0.1:{port}", "--graceful-timeout", str(graceful_timeout), "app:app"]
         with open(log_path, "wb") as log:
             process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **settings},
                                        stdout=log, stderr=subprocess.STDOUT)

@@ -1,6 +1,7 @@
 """The stream under production conditions: gunicorn gevent workers on two "hosts" sharing one
 database and one Redis, read by a real HTTP client."""
 import re
+import socket
 import threading
 import time
 
@@ -115,3 +116,31 @@ def test_a_message_posted_through_one_host_reaches_streams_held_by_the_other(liv
     assert seller_stream.ended.wait(5)
     buyer_http.close()
     seller_http.close()
+
+
+def test_a_host_told_to_stop_ends_its_streams_at_once_and_exits(live, live_server, buyer):
+    """TERM (a stop, a deploy): gunicorn waits up to its graceful timeout (8 s as deployed) for
+    open requests, and a stream never ends by itself. The worker ends its streams at once instead:
+    the client's stream ends cleanly (it reconnects with its cursor, to a host that stays), and a
+    stream whose client left without a word holds nothing up either."""
+    base = live_server(graceful_timeout=8)
+    process = live_server.processes[-1]
+    http = logged_in(base, buyer)
+    stream = Reader(http, f"{base}/events?after=0")
+    stream.wait_for(": open")
+    silent = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    cookie = "; ".join(f"{name}={value}" for name, value in http.cookies.items())
+    silent.sendall(f"GET /events?after=0 HTTP/1.1\r\nHost: localhost\r\nCookie: {cookie}\r\n\r\n".encode())
+    received, deadline = b"", time.monotonic() + 5
+    while b": open" not in received and time.monotonic() < deadline:
+        received += silent.recv(4096)
+    assert b": open" in received
+    silent.close()  # gone, and the server only finds out when it next writes (a heartbeat: 25 s)
+
+    told = time.monotonic()
+    process.terminate()
+    assert stream.ended.wait(3), "the stream was not ended"
+    assert stream.status == 200 and stream.text.startswith(": open")
+    process.wait(timeout=10)
+    assert time.monotonic() - told < 4, "the host waited out its graceful timeout"
+    http.close()

@@ -313,6 +313,20 @@ def test_end_streams_ends_every_stream_of_that_user_and_no_other(buyer, seller, 
     assert shown(other.messages(1)) == [("1", "still-live")]
 
 
+def test_an_exiting_process_ends_its_streams_and_each_one_opened_after_its_replay(app, buyer, buyer_client, open_stream):
+    """`realtime.exiting` (gunicorn's TERM): the streams end now, the others' clients reconnect
+    elsewhere; a reconnect that still lands here gets what it missed, then ends too."""
+    note([buyer], "before")
+    open_ = open_stream(buyer_client, after=1)
+    realtime.exiting(app)
+    open_.read_to_end()
+    assert open_.ended
+    note([buyer], "missed")
+    late = open_stream(buyer_client, last_event_id=1)
+    assert shown(m for m in late.read_to_end() if "data" in m) == [("2", "missed")]
+    assert late.ended
+
+
 @ON_EVERY_BROKER
 def test_a_stranger_never_receives_another_users_events(buyer, seller, buyer_client, make_client, open_stream):
     note([buyer], "private-before")

@@ -51,6 +51,8 @@ The API (nothing else is meant to be imported from here):
     publish_committed()                     right after db.session.commit()
     ephemeral(user_ids, html, event=None)   now, no id, never stored
     end_streams(user_id)                    every open stream of the user, on every worker
+    exiting(app)                            this process is stopping: its streams end now (their
+                                            clients reconnect at once, to a process that stays)
     last_seq(user_id)                       -> int
     register_renderer(kind, fn)             fn(event) -> HTML | None, for event.user_id
     register_snapshot(fn)                   fn(user_id) -> HTML | None, on every stream open
@@ -84,7 +86,7 @@ from .retention import skip_all as skip_seqs
 from .watch import Watch
 
 __all__ = [
-    "init_app", "shutdown", "record", "publish_committed", "ephemeral", "end_streams", "last_seq",
+    "init_app", "shutdown", "exiting", "record", "publish_committed", "ephemeral", "end_streams", "last_seq",
     "register_renderer", "register_snapshot", "register_delivery_hook", "register_presence_hook", "presence",
     "Shared", "hole", "prune_events", "skip_seqs",
 ]
@@ -104,6 +106,15 @@ def init_app(app):
 def shutdown(app):
     """End this app's streams and close its Redis connections (worker exit, tests)."""
     app.extensions["realtime"].shutdown()
+
+
+def exiting(app):
+    """This process is stopping (gunicorn's TERM: a stop or a deploy). It waits for its open
+    requests before it exits, and a stream never ends by itself: end this app's streams now, and
+    any opened here from now on right after its replay, so that each client reconnects with its
+    cursor at once, to a process that stays, instead of being cut when the wait runs out.
+    Everything else goes on: requests in flight still record and publish."""
+    app.extensions["realtime"].hub.end_all()
 
 
 def ephemeral(user_ids, html, event=None):

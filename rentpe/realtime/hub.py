@@ -126,6 +126,7 @@ class Hub:
         self.config = config
         self._lock = threading.Lock()
         self._local = {}
+        self.ended = None  # set by `end_all`: streams registered from then on end at once too
         self.on_resubscribed = None  # set by the watch: called when the broker may have lost payloads
         broker.attach(self.deliver, self.deliver_fanout, self.resubscribed)
 
@@ -135,6 +136,8 @@ class Hub:
         subscription = Subscription(user_id, self.config["STREAM_QUEUE_SIZE"])
         with self._lock:
             self._local.setdefault(user_id, set()).add(subscription)
+            if self.ended:  # this process is exiting: the stream sends its replay, then ends
+                subscription.end(self.ended)
         try:
             self.broker.subscribe(user_id)
         except BaseException:
@@ -201,7 +204,9 @@ class Hub:
             self.on_resubscribed()
 
     def end_all(self, reason=SHUTDOWN):
+        """End every stream here, and every one registered from now on (the process is exiting)."""
         with self._lock:
+            self.ended = reason
             subscriptions = [s for local in self._local.values() for s in local]
         for subscription in subscriptions:
             subscription.end(reason)

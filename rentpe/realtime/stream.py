@@ -18,6 +18,7 @@ the watch (`watch.py`), which has the stream catch up the same way. Catching up 
 import logging
 import queue
 import random
+import socket
 import time
 import uuid
 
@@ -83,6 +84,19 @@ def bound_writes(environ, seconds):
     sock = environ.get("gunicorn.socket")
     if sock is not None and seconds:
         sock.settimeout(seconds)
+
+
+def close_after_response(environ):
+    """This process is exiting: the connection closes once the response is complete, instead of
+    waiting (kept alive) for a next request, which belongs to a process that stays (the client's
+    reconnect). gunicorn hands the app its client socket; other servers don't, and nothing changes
+    there."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RD)  # the response still goes out; the next read finds the end
+        except OSError:
+            pass
 
 
 def parse_cursor():
@@ -274,6 +288,8 @@ class Stream:
             if self.ended:
                 if self.ended == REPLACED:
                     yield REPLACED_FRAME
+                if self.ended == SHUTDOWN:
+                    close_after_response(self.environ)
                 return
 
     def _consume(self, payloads):

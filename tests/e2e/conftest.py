@@ -116,7 +116,7 @@ def _python(env, *args):
 class Server:
     """gunicorn with gevent workers, as in production, on a free local port."""
 
-    STOP_WAIT = 15  # above graceful_timeout (8 s): open streams hold a shutdown that long
+    STOP_WAIT = 15  # above graceful_timeout (8 s): a request still being answered may take that long
 
     def __init__(self, env, log_path):
         self.env = env
