@@ -30,9 +30,10 @@ lower than one before it (each bench user has one conversation, so a stream's or
 conversation's). `ahead_without_id` counts messages that overtook an earlier event and were
 shown at once without an id (the client places them by their sort key; the cursor waits).
 
-Server cost comes from /proc: CPU seconds (user + system) of `--server-pid` and its descendants
-during the send phase, per 1,000 messages; RSS growth from opening the streams, per stream; with
-`--hold S`, the CPU of holding the streams open with nothing sent, in µs per stream per second.
+Server cost comes from /proc: CPU seconds of `--server-pid` and its descendants (every thread's
+`schedstat`, in nanoseconds) during the send phase, per 1,000 messages; RSS growth from opening the
+streams, per stream; with `--hold S`, the CPU of holding the streams open with nothing sent, in µs
+per stream per second (hold a multiple of the heartbeat, 25 s, so every run sees as many beats).
 
 The same generator drives the Socket.IO peer (`bench/peers/`, the seeds' design) with
 `--transport socketio`; only the transport differs, the schedule, the pairs and every figure are
